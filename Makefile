@@ -1,0 +1,48 @@
+# skyfs build, test and run targets. A plain build needs only Go: the generated
+# protobuf code is committed, and `make proto` regenerates it.
+
+GO       ?= go
+BIN      := bin
+BINARIES := masterd mountd skyfs
+PREFIX   ?= /usr/local
+FUZZTIME ?= 15s
+
+.PHONY: all build test unit fuzz bench proto run install clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The whole test suite: vet, unit and integration tests, and a short run of every fuzz
+# target. Needs root and /dev/fuse for the mount tests, and `minio` on PATH for S3.
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./meta | grep '^Fuzz'); do \
+		echo "fuzz meta $$t"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./meta || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+proto:
+	protoc --proto_path=proto \
+		--go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		$$(cd proto && find . -name '*.proto' | sed 's|^\./||')
+
+run: build
+	@echo "skyfs: make run starts a local 3-master cluster once masterd and mountd land"
+
+install: build
+	install -m 0755 $(BIN)/masterd $(BIN)/mountd $(BIN)/skyfs $(PREFIX)/bin/
+	install -m 0755 $(BIN)/mountd /sbin/mount.skyfs
+
+clean:
+	rm -rf $(BIN)
