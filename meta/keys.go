@@ -28,7 +28,6 @@ func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v)
 
 func inodeKey(ino uint64) []byte { return u64([]byte{tabInode}, ino) }
 
-
 func direntKey(parent uint64, name []byte) []byte {
 	k := make([]byte, 0, 9+len(name))
 	k = append(k, tabDirent)

@@ -305,6 +305,8 @@ type corruptError struct {
 	ino  Ino
 }
 
-func (e corruptError) Error() string { return "meta: corrupt state: " + e.what + " " + strconv.FormatUint(e.ino, 10) }
+func (e corruptError) Error() string {
+	return "meta: corrupt state: " + e.what + " " + strconv.FormatUint(e.ino, 10)
+}
 
 func errCorrupt(what string, ino Ino) error { return corruptError{what, ino} }
