@@ -37,6 +37,7 @@
 //	'e' time client seq     expiry index of request outcomes
 //	'g' seq                 inode detached by an unmount, waiting to be purged
 //	's' name                counters: next inode, next mount id, applied index, ...
+//	'c' ...                 reserved for the journal's own records (raftjournal)
 //
 // A directory's entries are one contiguous, name-ordered key range, so a page of
 // [ReadDir] is one range scan starting after the cursor name.
