@@ -37,6 +37,9 @@ var (
 	ErrUnknownScheme = errors.New("unknown ufs scheme")
 	// ErrClosed: the FileSystem or Writer was already closed.
 	ErrClosed = errors.New("closed")
+	// ErrSizeMismatch: the reader given to Put yielded a different number of
+	// bytes than the size given.
+	ErrSizeMismatch = errors.New("reader size differs from the declared size")
 )
 
 // Error records a failed operation on a UFS path. Its message is one line:

@@ -123,18 +123,18 @@ type Linker interface {
 type Fingerprint struct {
 	// Size is the length of the file in bytes (0 for a directory).
 	Size int64
-	// ETag is the UFS's content tag: the S3 ETag (quotes removed), or a tag the
-	// backend derives from its own metadata (inode, size, modification time).
+	// ETag is the UFS's content tag or version: the S3 ETag (quotes removed),
+	// or a tag the backend derives from its own metadata (inode or file ID,
+	// size, modification time). It is the same in Stat and List.
 	ETag string
-	// Version is the S3 version ID on a versioned bucket, else "".
-	Version string
-	// ModTime is the UFS's last-modified time.
+	// ModTime is the UFS's last-modified time, at the precision every call of
+	// the backend reports (whole seconds on S3).
 	ModTime time.Time
 }
 
 // Equal reports whether f and g identify the same content version.
 func (f Fingerprint) Equal(g Fingerprint) bool {
-	return f.Size == g.Size && f.ETag == g.ETag && f.Version == g.Version && f.ModTime.Equal(g.ModTime)
+	return f.Size == g.Size && f.ETag == g.ETag && f.ModTime.Equal(g.ModTime)
 }
 
 // FileInfo describes one file or directory.

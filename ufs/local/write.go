@@ -159,39 +159,11 @@ func (f *FS) Put(ctx context.Context, p string, r io.Reader, size int64) (ufs.Fi
 	if err != nil {
 		return ufs.Fingerprint{}, err
 	}
-	if err := copyExactly(w, r, size); err != nil {
+	if err := ufs.CopyExactly(w, r, size); err != nil {
 		w.Abort()
 		return ufs.Fingerprint{}, f.fail("put", p, err)
 	}
 	return w.Close()
-}
-
-// ErrSizeMismatch is wrapped by Put when the reader yields a different number of
-// bytes than the size given.
-var ErrSizeMismatch = errors.New("reader size differs from the declared size")
-
-// copyExactly copies exactly size bytes from r to w and checks that r has no more.
-func copyExactly(w io.Writer, r io.Reader, size int64) error {
-	n, err := io.CopyN(w, r, size)
-	if err == io.EOF {
-		return fmt.Errorf("%w: got %d bytes, want %d", ErrSizeMismatch, n, size)
-	}
-	if err != nil {
-		return err
-	}
-	var one [1]byte
-	for {
-		m, err := r.Read(one[:])
-		if m > 0 {
-			return fmt.Errorf("%w: more than %d bytes", ErrSizeMismatch, size)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // Open implements ufs.FileSystem.
