@@ -1,0 +1,343 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// ReadAt reads len(p) bytes at off of the file identified by key and size,
+// from the cache where possible and through load otherwise. Like
+// io.ReaderAt, it returns n < len(p) only with an error, and io.EOF when the
+// read reaches size. Errors come from the loader or ctx; a local disk that
+// cannot store a block never makes ReadAt fail.
+func (c *Cache) ReadAt(ctx context.Context, key Key, size int64, p []byte, off int64, load Loader) (int, error) {
+	if err := c.begin(); err != nil {
+		return 0, err
+	}
+	defer c.ops.Done()
+	if size < 0 {
+		return 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, size)
+	}
+	return c.readEntry(ctx, c.lookup(key, size, true), p, off, load)
+}
+
+func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, load Loader) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: offset %d", ErrInvalidArgument, off)
+	}
+	if off >= e.size {
+		return 0, io.EOF
+	}
+	want := p
+	if int64(len(p)) > e.size-off {
+		want = p[:e.size-off]
+	}
+	n := 0
+	for n < len(want) {
+		pos := off + int64(n)
+		b := pos / e.bs
+		bOff := pos - b*e.bs
+		m := int(min(int64(len(want)-n), e.blockLen(b)-bOff))
+		if err := c.readBlock(ctx, e, b, bOff, want[n:n+m], load); err != nil {
+			return n, err
+		}
+		n += m
+	}
+	c.closeIdleFiles()
+	if len(want) < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readBlock fills dst with the bytes at bOff of block b.
+func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader) error {
+	for attempt := 0; ; attempt++ {
+		if c.readCached(e, b, bOff, dst) {
+			c.st.hits.Add(1)
+			c.st.bytesFromCache.Add(int64(len(dst)))
+			return nil
+		}
+		// The block may have been stored between the check and the load;
+		// after a few rounds, load regardless.
+		data, err := c.fetch(ctx, e, b, load, attempt >= 2)
+		if errors.Is(err, errPresent) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c.st.misses.Add(1)
+		copy(dst, data[bOff:])
+		return nil
+	}
+}
+
+// readCached copies block b's bytes at bOff into dst if the block is present
+// and verified (verifying it first if needed). It reports false when the
+// block is absent, or was bad and has been dropped.
+func (c *Cache) readCached(e *entry, b, bOff int64, dst []byte) bool {
+	e.mu.RLock()
+	if e.removed || !e.present.get(b) {
+		e.mu.RUnlock()
+		return false
+	}
+	if e.f != nil && e.verified.get(b) {
+		st, err := statFile(e.f)
+		if err == nil && st.same(e.stat) {
+			_, err := e.f.ReadAt(dst, b*e.bs+bOff)
+			el := e.nodes[b]
+			e.mu.RUnlock()
+			if err == nil {
+				c.touch(e, el)
+				return true
+			}
+			return c.readCachedSlow(e, b, bOff, dst)
+		}
+	}
+	e.mu.RUnlock()
+	return c.readCachedSlow(e, b, bOff, dst)
+}
+
+// readCachedSlow is readCached under the write lock: it reopens the data
+// file, notices changes made behind the cache's back and verifies the block.
+func (c *Cache) readCachedSlow(e *entry, b, bOff int64, dst []byte) bool {
+	e.mu.Lock()
+	if e.removed || !e.present.get(b) {
+		e.mu.Unlock()
+		return false
+	}
+	if err := c.openFileLocked(e); err != nil {
+		e.mu.Unlock()
+		return false
+	}
+	c.checkStatLocked(e)
+	if e.verified.get(b) {
+		if _, err := e.f.ReadAt(dst, b*e.bs+bOff); err == nil {
+			el := e.nodes[b]
+			e.mu.Unlock()
+			c.touch(e, el)
+			return true
+		}
+		// An unreadable block is treated like a corrupt one.
+	} else if c.verifyBlockLocked(e, b, dst, bOff) {
+		el := e.nodes[b]
+		e.mu.Unlock()
+		c.touch(e, el)
+		return true
+	}
+	c.st.corrupt.Add(1)
+	c.dropBlockLocked(e, b)
+	e.mu.Unlock()
+	_ = c.flushIndex(e, false)
+	return false
+}
+
+// verifyBlockLocked reads block b whole and checks its CRC; on success it
+// marks the block verified and, if dst is not nil, copies the bytes at bOff
+// into it. e.mu must be held for writing and e.f open.
+func (c *Cache) verifyBlockLocked(e *entry, b int64, dst []byte, bOff int64) bool {
+	bufp := c.getBuf()
+	defer c.putBuf(bufp)
+	blk := (*bufp)[:e.blockLen(b)]
+	if _, err := e.f.ReadAt(blk, b*e.bs); err != nil {
+		return false
+	}
+	if crc32.Checksum(blk, castagnoli) != e.crc[b] {
+		return false
+	}
+	e.verified.set(b)
+	e.metaDirty.Store(true)
+	if dst != nil {
+		copy(dst, blk[bOff:])
+	}
+	return true
+}
+
+// errPresent tells readBlock that the block it wants to load is in the cache
+// after all.
+var errPresent = errors.New("cache: block present")
+
+type flightKey struct {
+	e *entry
+	b int64
+}
+
+// flight is one load in progress; data and err are set before done closes.
+type flight struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// fetch loads block b of e through load, storing it in the cache, with at
+// most one load per block in progress: concurrent callers wait for it. If
+// the leader's load failed because its context ended, a waiter whose context
+// is still live retries. Unless force is set, fetch returns errPresent when
+// the block is in the cache.
+func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force bool) ([]byte, error) {
+	k := flightKey{e, b}
+	for {
+		c.flightMu.Lock()
+		if f, ok := c.flights[k]; ok {
+			c.flightMu.Unlock()
+			c.flightWaiters.Add(1)
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				c.flightWaiters.Add(-1)
+				return nil, fmt.Errorf("cache: wait for load: %w", ctx.Err())
+			}
+			c.flightWaiters.Add(-1)
+			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+				continue
+			}
+			return f.data, f.err
+		}
+		f := &flight{done: make(chan struct{})}
+		c.flights[k] = f
+		c.flightMu.Unlock()
+
+		if !force && e.isPresent(b) {
+			f.err = errPresent
+		} else {
+			f.data, f.err = c.loadAndStore(ctx, e, b, load)
+		}
+		c.flightMu.Lock()
+		delete(c.flights, k)
+		c.flightMu.Unlock()
+		close(f.done)
+		return f.data, f.err
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (c *Cache) inFlight(e *entry, b int64) bool {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	_, ok := c.flights[flightKey{e, b}]
+	return ok
+}
+
+func (e *entry) isPresent(b int64) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return !e.removed && e.present.get(b)
+}
+
+// loadAndStore calls the loader for block b and stores the result.
+func (c *Cache) loadAndStore(ctx context.Context, e *entry, b int64, load Loader) ([]byte, error) {
+	off, n := b*e.bs, e.blockLen(b)
+	c.st.loaderCalls.Add(1)
+	data, err := load(ctx, off, n)
+	if err != nil {
+		return nil, fmt.Errorf("cache: load %q block %d: %w", e.key.Path, b, err)
+	}
+	if int64(len(data)) < n {
+		return nil, fmt.Errorf("%w: %q block %d: got %d of %d bytes", ErrShortLoad, e.key.Path, b, len(data), n)
+	}
+	data = data[:n]
+	c.st.bytesLoaded.Add(n)
+	c.store(e, b, data)
+	return data, nil
+}
+
+// store writes block b of e to the cache if there is room; otherwise, or if
+// the write fails, it counts a bypass. It never fails.
+func (c *Cache) store(e *entry, b int64, data []byte) {
+	e.mu.RLock()
+	skip := e.removed || e.present.get(b)
+	npresent := e.count
+	e.mu.RUnlock()
+	if skip {
+		return
+	}
+	// Room for the block, its index growing, and a temporary copy of the
+	// index while it is rewritten.
+	need := roundUp(int64(len(data))) + 2*roundUp(indexSize(len(e.key.Path), len(e.key.Fingerprint), e.nblocks, npresent+1)) + pageSize
+	if !c.reserve(need) {
+		c.bypass(e)
+		return
+	}
+	stored := c.storeReserved(e, b, data)
+	c.unreserve(need)
+	if !stored {
+		c.bypass(e)
+		return
+	}
+	_ = c.flushIndex(e, false)
+	// The filesystem may have allocated more than reserved (extent blocks).
+	c.trim()
+}
+
+// storeReserved writes the block once space is reserved; it reports whether
+// the block is now in the cache.
+func (c *Cache) storeReserved(e *entry, b int64, data []byte) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return false
+	}
+	if e.present.get(b) {
+		return true
+	}
+	if err := c.openFileLocked(e); err != nil {
+		return false
+	}
+	c.checkStatLocked(e)
+	if _, err := c.writeAt(e.f, data, b*e.bs); err != nil {
+		// ENOSPC, EDQUOT or an I/O error: give back what was written.
+		_ = punchHole(e.f, b*e.bs, e.blockLen(b))
+		c.recordStatLocked(e)
+		return false
+	}
+	e.crc[b] = crc32.Checksum(data, castagnoli)
+	e.present.set(b)
+	e.verified.set(b)
+	e.count++
+	e.gen++
+	c.lruMu.Lock()
+	e.nodes[b] = c.lru.l.PushFront(blockRef{e, b})
+	c.lruMu.Unlock()
+	c.recordStatLocked(e)
+	return true
+}
+
+// bypass counts a block that could not be stored, and forgets e if it holds
+// nothing, so that a full disk does not accumulate empty entries.
+func (c *Cache) bypass(e *entry) {
+	c.st.bypasses.Add(1)
+	c.mu.Lock()
+	c.removeEntryLocked(e, true)
+	c.mu.Unlock()
+}
+
+// Put stores data, the content of the file at off, in the cache, for example
+// the blocks of a file just written and uploaded, so that it reads warm. off
+// must be a multiple of the block size and data must cover whole blocks (the
+// last one may end at size). Blocks already present are left alone. A full
+// disk is not an error: the blocks are simply not cached.
+func (c *Cache) Put(key Key, size, off int64, data []byte) error {
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.ops.Done()
+	bs := c.opts.BlockSize
+	end := off + int64(len(data))
+	if size < 0 || off < 0 || off%bs != 0 || end > size || (int64(len(data))%bs != 0 && end != size) {
+		return fmt.Errorf("%w: put %d bytes at %d of a %d-byte file with %d-byte blocks", ErrInvalidArgument, len(data), off, size, bs)
+	}
+	e := c.lookup(key, size, true)
+	for pos := off; pos < end; pos += bs {
+		b := pos / bs
+		c.store(e, b, data[pos-off:pos-off+e.blockLen(b)])
+	}
+	c.closeIdleFiles()
+	return nil
+}

@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// seqWindow is how far a read may start from where the previous one ended
+// and still count as sequential: the kernel issues a sequential reader's
+// requests concurrently and they may arrive slightly out of order.
+const seqWindow = 1 << 20
+
+// A Reader reads one file through the cache on behalf of one open handle. It
+// detects sequential access and then loads the blocks ahead of the reader in
+// the background, at most Options.ReadAheadBlocks ahead and at most
+// Options.MaxBackgroundLoads at a time for the whole cache. A Reader is safe
+// for concurrent use.
+type Reader struct {
+	c    *Cache
+	key  Key
+	size int64
+	load Loader
+
+	mu     sync.Mutex
+	e      *entry
+	next   int64 // where the previous read ended
+	streak int   // consecutive sequential reads
+	ahead  int64 // first block not yet considered for read-ahead
+}
+
+// NewReader returns a Reader of the file identified by key and size that
+// loads misses through load.
+func (c *Cache) NewReader(key Key, size int64, load Loader) *Reader {
+	return &Reader{c: c, key: key, size: size, load: load}
+}
+
+// ReadAt is Cache.ReadAt for the Reader's file, with read-ahead.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	c := r.c
+	if err := c.begin(); err != nil {
+		return 0, err
+	}
+	defer c.ops.Done()
+	if r.size < 0 {
+		return 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, r.size)
+	}
+	end := off + int64(len(p))
+	r.mu.Lock()
+	if r.e == nil || r.e.isRemoved() {
+		r.e = c.lookup(r.key, r.size, true)
+	}
+	e := r.e
+	window := min(int64(seqWindow), c.opts.BlockSize)
+	if d := off - r.next; d >= -window && d <= window {
+		r.streak++
+	} else {
+		r.streak = 0
+		r.ahead = 0
+	}
+	r.next = end
+	var from, to int64
+	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && end < e.size {
+		// Blocks after the one holding end, ReadAheadBlocks of them.
+		cur := end / e.bs
+		from = max(cur, r.ahead)
+		to = min(cur+1+int64(c.opts.ReadAheadBlocks), e.nblocks)
+	}
+	r.mu.Unlock()
+
+	n, err := c.readEntry(ctx, e, p, off, r.load)
+	if from < to {
+		last := c.readAhead(e, from, to, r.load)
+		r.mu.Lock()
+		if last > r.ahead && r.e == e {
+			r.ahead = last
+		}
+		r.mu.Unlock()
+	}
+	return n, err
+}
+
+// readAhead starts background loads of the absent blocks in [from, to) and
+// returns the first block it did not consider (it stops when the
+// background slots are full).
+func (c *Cache) readAhead(e *entry, from, to int64, load Loader) int64 {
+	for b := from; b < to; b++ {
+		if e.isPresent(b) || c.inFlight(e, b) {
+			continue
+		}
+		select {
+		case c.bgSem <- struct{}{}:
+		default:
+			return b
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			<-c.bgSem
+			return b
+		}
+		c.bg.Add(1)
+		c.mu.Unlock()
+		c.st.readAheads.Add(1)
+		go func(b int64) {
+			defer c.bg.Done()
+			defer func() { <-c.bgSem }()
+			_, _ = c.fetch(c.bgCtx, e, b, load, false)
+		}(b)
+	}
+	return to
+}
+
+func (e *entry) isRemoved() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.removed
+}
