@@ -68,6 +68,12 @@ func (s *source) total() int {
 	return n
 }
 
+func (s *source) callsAt(off int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[off]
+}
+
 // offsets is the sorted set of offsets loaded.
 func (s *source) offsets() []int64 {
 	s.mu.Lock()

@@ -60,11 +60,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	r.next = end
 	var from, to int64
-	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && end < e.size {
-		// Blocks after the one holding end, ReadAheadBlocks of them.
-		cur := end / e.bs
-		from = max(cur, r.ahead)
-		to = min(cur+1+int64(c.opts.ReadAheadBlocks), e.nblocks)
+	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && len(p) > 0 && end <= e.size {
+		// The ReadAheadBlocks blocks after the one holding the last byte read.
+		last := (end - 1) / e.bs
+		from = max(last+1, r.ahead)
+		to = min(last+1+int64(c.opts.ReadAheadBlocks), e.nblocks)
 	}
 	r.mu.Unlock()
 
