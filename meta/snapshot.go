@@ -22,7 +22,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteSnapshot streams every key of rp to w: the magic line, then records of
 // (uvarint key length, key, uvarint value length, value) in key order, then a
-// zero key length, the record count and a CRC-32C of all the records.
+// zero key length, the record count and a CRC-32C of the records and the zero.
 func WriteSnapshot(rp ReadPoint, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	crc := crc32.New(castagnoli)
@@ -51,8 +51,10 @@ func WriteSnapshot(rp ReadPoint, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("meta: snapshot: %w", err)
 	}
-	trailer := binary.AppendUvarint(nil, 0)
-	trailer = binary.BigEndian.AppendUint64(trailer, count)
+	if _, err := out.Write([]byte{0}); err != nil { // a zero key length ends the records
+		return err
+	}
+	trailer := binary.BigEndian.AppendUint64(nil, count)
 	trailer = binary.BigEndian.AppendUint32(trailer, crc.Sum32())
 	if _, err := bw.Write(trailer); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -36,7 +37,9 @@ type Options struct {
 
 // Store is a meta.Store on a Badger database.
 type Store struct {
-	db *badger.DB
+	db        *badger.DB
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -104,20 +107,25 @@ func (s *Store) ReplaceAll(fill func(put func(k, v []byte) error) error) error {
 	err := fill(func(k, v []byte) error {
 		return wb.Set(bytes.Clone(k), bytes.Clone(v))
 	})
-	if err != nil {
-		return err
+	// What fill put is kept even when it failed: the caller's own marker tells
+	// a partial store from a whole one.
+	if ferr := wb.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("badgerstore: restore: %w", ferr)
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("badgerstore: restore: %w", err)
+	if serr := s.Sync(); serr != nil && err == nil {
+		err = serr
 	}
-	return s.Sync()
+	return err
 }
 
 // Sync makes every commit durable.
 func (s *Store) Sync() error { return s.db.Sync() }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database; closing again does nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
 
 // DB exposes the database for size reporting and maintenance.
 func (s *Store) DB() *badger.DB { return s.db }
