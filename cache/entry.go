@@ -27,6 +27,9 @@ type entry struct {
 	// or verified state changed since the index was written.
 	atime     atomic.Int64
 	metaDirty atomic.Bool
+	// writers counts stores in progress; an entry emptied by eviction is not
+	// removed under them.
+	writers atomic.Int32
 
 	// Guarded by mu.
 	mu        sync.RWMutex
@@ -211,7 +214,7 @@ func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) {
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed || (onlyIfEmpty && (e.count > 0 || e.pins > 0)) {
+	if e.removed || (onlyIfEmpty && (e.count > 0 || e.pins > 0 || e.writers.Load() > 0)) {
 		return
 	}
 	if c.entries[e.id] == e {

@@ -251,24 +251,32 @@ func (c *Cache) loadAndStore(ctx context.Context, e *entry, b int64, load Loader
 // store writes block b of e to the cache if there is room; otherwise, or if
 // the write fails, it counts a bypass. It never fails.
 func (c *Cache) store(e *entry, b int64, data []byte) {
+	// Registered before the removed check; see removeEntryLocked.
+	e.writers.Add(1)
+	stored := false
+	defer func() {
+		e.writers.Add(-1)
+		if !stored {
+			c.bypass(e)
+		}
+	}()
 	e.mu.RLock()
-	skip := e.removed || e.present.get(b)
+	removed, present := e.removed, e.present.get(b)
 	npresent := e.count
 	e.mu.RUnlock()
-	if skip {
+	if removed || present {
+		stored = present // already there is not a bypass
 		return
 	}
 	// Room for the block, its index growing, and a temporary copy of the
 	// index while it is rewritten.
 	need := roundUp(int64(len(data))) + 2*roundUp(indexSize(len(e.key.Path), len(e.key.Fingerprint), e.nblocks, npresent+1)) + pageSize
 	if !c.reserve(need) {
-		c.bypass(e)
 		return
 	}
-	stored := c.storeReserved(e, b, data)
+	stored = c.storeReserved(e, b, data)
 	c.unreserve(need)
 	if !stored {
-		c.bypass(e)
 		return
 	}
 	_ = c.flushIndex(e, false)
