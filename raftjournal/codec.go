@@ -1,0 +1,124 @@
+package raftjournal
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skyfs/skyfs/meta"
+	"github.com/skyfs/skyfs/proto/journalpb"
+	"github.com/skyfs/skyfs/proto/metapb"
+)
+
+// Type bytes that start every Raft log entry of skyfs (see the package comment).
+const (
+	tagMeta    byte = 0x01 // a metapb.Entry follows
+	tagCommand byte = 0x02 // a journalpb.Command follows
+)
+
+// keyMemberPrefix starts the key of every member record: 'c' 'm' id. The 'c'
+// table of meta's key layout is reserved for this package.
+var keyMemberPrefix = []byte{'c', 'm'}
+
+func memberKey(id string) []byte {
+	return append(append([]byte(nil), keyMemberPrefix...), id...)
+}
+
+// errUndecodable marks a log entry that cannot be decoded; see fatal.
+var errUndecodable = errors.New("raftjournal: undecodable log entry")
+
+// encodeMeta encodes a namespace entry as a log entry.
+func encodeMeta(e *metapb.Entry) ([]byte, error) {
+	b := make([]byte, 1, 1+proto.Size(e))
+	b[0] = tagMeta
+	return proto.MarshalOptions{}.MarshalAppend(b, e)
+}
+
+// encodeCommand encodes a journal command as a log entry.
+func encodeCommand(c *journalpb.Command) ([]byte, error) {
+	b := make([]byte, 1, 1+proto.Size(c))
+	b[0] = tagCommand
+	return proto.MarshalOptions{}.MarshalAppend(b, c)
+}
+
+// decoded is one decoded log entry: exactly one of entry and cmd is set.
+type decoded struct {
+	entry *metapb.Entry
+	cmd   *journalpb.Command
+}
+
+// decode decodes a log entry. Any failure wraps errUndecodable.
+func decode(data []byte) (decoded, error) {
+	if len(data) == 0 {
+		return decoded{}, fmt.Errorf("%w: empty", errUndecodable)
+	}
+	switch data[0] {
+	case tagMeta:
+		e, err := meta.DecodeEntry(data[1:])
+		if err != nil {
+			return decoded{}, fmt.Errorf("%w: %w", errUndecodable, err)
+		}
+		return decoded{entry: e}, nil
+	case tagCommand:
+		c := new(journalpb.Command)
+		if err := proto.Unmarshal(data[1:], c); err != nil {
+			return decoded{}, fmt.Errorf("%w: command: %w", errUndecodable, err)
+		}
+		if c.Op == nil {
+			return decoded{}, fmt.Errorf("%w: command of unknown type", errUndecodable)
+		}
+		return decoded{cmd: c}, nil
+	}
+	return decoded{}, fmt.Errorf("%w: unknown type byte %#x", errUndecodable, data[0])
+}
+
+// applyCommand applies a journal command in tx. Commands are deterministic, like
+// meta.Apply.
+func applyCommand(tx meta.Txn, c *journalpb.Command) error {
+	switch op := c.Op.(type) {
+	case *journalpb.Command_SetMember:
+		if op.SetMember.GetId() == "" {
+			return nil // nothing to record; never fails, so every master agrees
+		}
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(op.SetMember)
+		if err != nil {
+			return err
+		}
+		return tx.Set(memberKey(op.SetMember.Id), v)
+	case *journalpb.Command_RemoveMember:
+		return tx.Delete(memberKey(op.RemoveMember))
+	}
+	return fmt.Errorf("%w: command %T", errUndecodable, c.Op)
+}
+
+// readMembers returns every member record in tx, by id.
+func readMembers(tx meta.Txn) (map[string]*journalpb.Member, error) {
+	out := make(map[string]*journalpb.Member)
+	end := []byte{'c', 'm' + 1}
+	err := tx.Scan(keyMemberPrefix, end, func(k, v []byte) (bool, error) {
+		m := new(journalpb.Member)
+		if err := proto.Unmarshal(v, m); err != nil {
+			return false, fmt.Errorf("raftjournal: member record %q: %w", k, err)
+		}
+		out[m.Id] = m
+		return true, nil
+	})
+	return out, err
+}
+
+// readMember returns one member record, or nil.
+func readMember(tx meta.Txn, id string) (*journalpb.Member, error) {
+	v, err := tx.Get(memberKey(id))
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := new(journalpb.Member)
+	if err := proto.Unmarshal(v, m); err != nil {
+		return nil, fmt.Errorf("raftjournal: member record %q: %w", id, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,73 @@
+// Package raftjournal replicates the skyfs namespace (package meta) with
+// hashicorp/raft: it owns the Raft log and stable store (raft-boltdb/v2 in
+// Dir/raft.db), the snapshot store (Dir/snapshots), the Raft TCP transport, the
+// state machine adapter over a meta.Store (Badger in Dir/meta), leadership
+// transitions, leases, linearizable read barriers and membership changes.
+//
+// It must never: decide anything that varies between masters (the leader
+// decides times, owners and fingerprints before it proposes an entry), skip or
+// reorder a committed entry, acknowledge a write that is not committed on a
+// quorum, or let a node that does not hold leadership and a lease pass
+// CheckLease. It imports no gRPC: package master maps its errors.
+//
+// # Log entries
+//
+// A log entry is one type byte and a protobuf message: 0x01 and a
+// skyfs.meta.v1.Entry (a namespace operation, applied by meta.Apply), or 0x02
+// and a skyfs.journal.v1.Command (proto/journalpb): the journal's own records,
+// kept in the store under keys starting with 'c' (the table meta reserves for
+// this package). The only commands so far record and forget members' client
+// RPC addresses ('c' 'm' id), so that any master can tell a client where the
+// leader is. An entry that cannot be decoded, or that meta.Apply refuses with
+// an error (rather than an errno in its Result), stops the master with a panic
+// naming the index: skipping it would let this master diverge.
+//
+// # The state machine contract
+//
+//   - ApplyBatch is deterministic. It applies a batch of committed entries in
+//     one store transaction, with meta.SetAppliedIndex(last index) in the same
+//     transaction; entries at or below the stored applied index are skipped,
+//     so replaying the log after a restart applies nothing twice. When the
+//     transaction outgrows the engine (meta.ErrTxnTooBig) the batch is split in
+//     halves applied in sequence. Each entry's meta.Result is its ApplyFuture's
+//     response.
+//   - Snapshot is cheap: it syncs the store (so the store is never behind a
+//     snapshot raft records; see below) and pins a read point. Writes go on.
+//   - Persist does the I/O: it streams the read point with meta.WriteSnapshot.
+//   - Restore replaces the whole store with meta.RestoreSnapshot. A restore that
+//     a crash interrupted leaves a mark in the store; Open restores again from
+//     the newest local snapshot (the one raft installed) before starting raft.
+//
+// # Restart and durability
+//
+// The store commits without fsync; the raft log is fsynced on a quorum before
+// an entry commits. Raft runs with NoSnapshotRestoreOnStart: at start it takes
+// the newest snapshot's index as applied and replays the log after it. The
+// store is therefore never allowed behind a snapshot (Snapshot syncs it first),
+// and it may be ahead: the entries it already holds are skipped by index. A
+// crash that loses the store's unsynced tail loses only entries after the
+// newest snapshot, which the log still holds and replays.
+//
+// # Leadership
+//
+// A node serves (Serving, LeaderChanges) only after raft made it leader, a
+// Barrier applied everything committed before, and its own member record was
+// committed and applied in its term. It stops serving the moment raft leaves
+// the leader state (Serving asks raft on every call), when a leadership
+// transfer begins, or on Close. Propose, ReadBarrier and CheckLease fail with
+// a *NotLeaderError naming the leader when this node does not serve. Reads
+// share VerifyLeader rounds (ReadBarrier); side effects outside the journal
+// check the lease first (CheckLease, whose comment says what it relies on).
+//
+// # Lock order
+//
+// Node.mu, then (never the reverse) verifier.mu; fsm.mu is a leaf. No lock of
+// this package is held across a call into raft or the store, except that
+// Node.mu is held while reading raft's state and term, which take raft's own
+// leaf locks.
+//
+// # Throughput
+//
+// tuning.go holds the settings and bench_test.go the benchmarks that measure
+// them (go test -run '^$' -bench . ./raftjournal/).
+package raftjournal
