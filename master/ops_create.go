@@ -1,0 +1,128 @@
+package master
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/skyfs/skyfs/meta"
+	"github.com/skyfs/skyfs/proto/metapb"
+	pb "github.com/skyfs/skyfs/proto/skyfspb"
+)
+
+// entryResponse answers a mutation that creates or changes one inode.
+func (s *Server) entryResponse(res meta.Result, err error) (*pb.EntryResponse, error) {
+	en, msg, err := s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	if en != 0 {
+		return &pb.EntryResponse{Errno: en, Message: msg}, nil
+	}
+	if res.Errno != 0 {
+		return &pb.EntryResponse{Errno: int32(res.Errno), Replayed: res.Replayed}, nil
+	}
+	return &pb.EntryResponse{Attr: s.attrOf(res), Replayed: res.Replayed}, nil
+}
+
+// Mkdir creates a directory.
+func (n *nsServer) Mkdir(ctx context.Context, req *pb.MkdirRequest) (*pb.EntryResponse, error) {
+	uid, gid := callerOf(req.Caller)
+	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
+	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
+		if err != nil {
+			return err
+		}
+		e.Op = &metapb.Entry_Mkdir{Mkdir: &metapb.Mkdir{
+			Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid,
+		}}
+		return nil
+	}))
+}
+
+// Create creates an empty regular file.
+func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.EntryResponse, error) {
+	uid, gid := callerOf(req.Caller)
+	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
+	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
+		if err != nil {
+			return err
+		}
+		e.Op = &metapb.Entry_CreateFile{CreateFile: &metapb.CreateFile{
+			Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid,
+		}}
+		return nil
+	}))
+}
+
+// Symlink creates a symbolic link.
+func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.EntryResponse, error) {
+	uid, gid := callerOf(req.Caller)
+	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
+	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+		if err := checkTarget(req.Target); err != nil {
+			return err
+		}
+		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
+		if err != nil {
+			return err
+		}
+		e.Op = &metapb.Entry_Symlink{Symlink: &metapb.Symlink{
+			Parent: parent, Name: name, Target: req.Target, Uid: uid, Gid: gid,
+		}}
+		return nil
+	}))
+}
+
+// Link adds a hard link to an existing inode.
+func (n *nsServer) Link(ctx context.Context, req *pb.LinkRequest) (*pb.EntryResponse, error) {
+	ref := entryRef{parent: req.NewParent, name: req.NewName, path: req.NewPath}
+	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+		ino := req.Ino
+		if req.Path != "" {
+			a, err := inodeOf(tx, 0, req.Path)
+			if err != nil {
+				return err
+			}
+			ino = a.Ino
+		}
+		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
+		if err != nil {
+			return err
+		}
+		e.Op = &metapb.Entry_Link{Link: &metapb.Link{Ino: ino, NewParent: parent, NewName: name}}
+		return nil
+	}))
+}
+
+// CompleteFile records a finished upload: size and UFS fingerprint.
+func (n *nsServer) CompleteFile(ctx context.Context, req *pb.CompleteFileRequest) (*pb.EntryResponse, error) {
+	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(_ meta.Txn, e *metapb.Entry) error {
+		if req.Size > meta.MaxFileSize {
+			return fail(syscall.EFBIG, "size %d is larger than %d", req.Size, uint64(meta.MaxFileSize))
+		}
+		if req.Ufs != nil && req.Ufs.Size < 0 {
+			return fail(syscall.EINVAL, "negative UFS size %d", req.Ufs.Size)
+		}
+		e.Op = &metapb.Entry_CompleteFile{CompleteFile: &metapb.CompleteFile{
+			Ino: req.Ino, Size: req.Size, Ufs: fingerprintMeta(req.Ufs),
+		}}
+		return nil
+	}))
+}
+
+func checkTarget(t []byte) error {
+	switch {
+	case len(t) == 0:
+		return fail(syscall.ENOENT, "empty symlink target")
+	case len(t) > meta.MaxSymlinkLen:
+		return fail(syscall.ENAMETOOLONG, "symlink target of %d bytes is longer than %d", len(t), meta.MaxSymlinkLen)
+	}
+	for _, c := range t {
+		if c == 0 {
+			return fail(syscall.EINVAL, "symlink target contains a NUL byte")
+		}
+	}
+	return nil
+}

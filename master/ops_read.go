@@ -1,0 +1,212 @@
+package master
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/skyfs/skyfs/meta"
+	pb "github.com/skyfs/skyfs/proto/skyfspb"
+)
+
+// nsServer is the Namespace service.
+type nsServer struct {
+	pb.UnimplementedNamespaceServer
+	s *Server
+}
+
+// Lookup returns the attributes of one directory entry.
+func (n *nsServer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	var a *meta.Attr
+	err := checkName(req.Name)
+	if err == nil {
+		err = n.s.read(ctx, func(tx meta.Txn) (err error) {
+			a, err = meta.Lookup(tx, req.Parent, req.Name)
+			return err
+		})
+	}
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.LookupResponse{Errno: en, Message: msg, Attr: attrPB(a)}, nil
+}
+
+// GetAttr returns the attributes of an inode.
+func (n *nsServer) GetAttr(ctx context.Context, req *pb.GetAttrRequest) (*pb.GetAttrResponse, error) {
+	var a *meta.Attr
+	err := n.s.read(ctx, func(tx meta.Txn) (err error) {
+		a, err = meta.GetAttr(tx, req.Ino)
+		return err
+	})
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetAttrResponse{Errno: en, Message: msg, Attr: attrPB(a)}, nil
+}
+
+// ResolvePath returns the attributes of the inode at a path.
+func (n *nsServer) ResolvePath(ctx context.Context, req *pb.ResolvePathRequest) (*pb.ResolvePathResponse, error) {
+	var a *meta.Attr
+	comps, err := splitPath(req.Path)
+	if err == nil {
+		err = n.s.read(ctx, func(tx meta.Txn) (err error) {
+			a, err = walk(tx, comps)
+			return err
+		})
+	}
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ResolvePathResponse{Errno: en, Message: msg, Attr: attrPB(a)}, nil
+}
+
+// ReadDir returns one page of a directory.
+func (n *nsServer) ReadDir(ctx context.Context, req *pb.ReadDirRequest) (*pb.ReadDirResponse, error) {
+	resp := new(pb.ReadDirResponse)
+	limit := int(req.Limit)
+	var err error
+	switch {
+	case req.Limit == 0:
+		limit = DefaultReadDirPage
+	case req.Limit > meta.MaxReadDirPage:
+		err = fail(syscall.EINVAL, "page size %d is larger than %d", req.Limit, meta.MaxReadDirPage)
+	}
+	if err == nil && len(req.Cursor) > 0 {
+		err = checkName(req.Cursor)
+	}
+	if err == nil {
+		err = n.s.read(ctx, func(tx meta.Txn) error {
+			dir, err := inodeOf(tx, req.Ino, req.Path)
+			if err != nil {
+				return err
+			}
+			var cursor []byte
+			if len(req.Cursor) > 0 {
+				cursor = req.Cursor
+			}
+			ents, more, err := meta.ReadDir(tx, dir.Ino, cursor, limit, req.Plus)
+			if err != nil {
+				return err
+			}
+			resp.Ino, resp.More = dir.Ino, more
+			resp.Entries = make([]*pb.DirEntry, len(ents))
+			for i, e := range ents {
+				resp.Entries[i] = dirEntryPB(e)
+			}
+			if len(ents) > 0 {
+				resp.NextCursor = ents[len(ents)-1].Name
+			}
+			return nil
+		})
+	}
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	if en != 0 {
+		return &pb.ReadDirResponse{Errno: en, Message: msg}, nil
+	}
+	return resp, nil
+}
+
+// Readlink returns a symlink's target.
+func (n *nsServer) Readlink(ctx context.Context, req *pb.ReadlinkRequest) (*pb.ReadlinkResponse, error) {
+	var target []byte
+	err := n.s.read(ctx, func(tx meta.Txn) error {
+		a, err := inodeOf(tx, req.Ino, req.Path)
+		if err != nil {
+			return err
+		}
+		if a.Type != meta.TypeSymlink {
+			return fail(syscall.EINVAL, "inode %d is not a symlink", a.Ino)
+		}
+		target = a.Target
+		return nil
+	})
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReadlinkResponse{Errno: en, Message: msg, Target: target}, nil
+}
+
+// GetXattr returns the value of an extended attribute.
+func (n *nsServer) GetXattr(ctx context.Context, req *pb.GetXattrRequest) (*pb.GetXattrResponse, error) {
+	var value []byte
+	err := checkXattrName(req.Name)
+	if err == nil {
+		err = n.s.read(ctx, func(tx meta.Txn) error {
+			a, err := inodeOf(tx, req.Ino, req.Path)
+			if err != nil {
+				return err
+			}
+			value, err = meta.GetXattr(tx, a.Ino, req.Name)
+			return err
+		})
+	}
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetXattrResponse{Errno: en, Message: msg, Value: value}, nil
+}
+
+// ListXattr returns the names of an inode's extended attributes.
+func (n *nsServer) ListXattr(ctx context.Context, req *pb.ListXattrRequest) (*pb.ListXattrResponse, error) {
+	var names [][]byte
+	err := n.s.read(ctx, func(tx meta.Txn) error {
+		a, err := inodeOf(tx, req.Ino, req.Path)
+		if err != nil {
+			return err
+		}
+		names, err = meta.ListXattr(tx, a.Ino)
+		return err
+	})
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ListXattrResponse{Errno: en, Message: msg, Names: names}, nil
+}
+
+// StatFS returns figures about the whole namespace.
+func (n *nsServer) StatFS(ctx context.Context, _ *pb.StatFSRequest) (*pb.StatFSResponse, error) {
+	resp := &pb.StatFSResponse{BlockSize: 4096, MaxNameLen: meta.MaxNameLen}
+	err := n.s.read(ctx, func(tx meta.Txn) error {
+		count, err := meta.InodeCount(tx)
+		if err != nil {
+			return err
+		}
+		mounts, err := meta.ListMounts(tx)
+		if err != nil {
+			return err
+		}
+		resp.Inodes, resp.Mounts = count, uint64(len(mounts))
+		return nil
+	})
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	if en != 0 {
+		return &pb.StatFSResponse{Errno: en, Message: msg}, nil
+	}
+	return resp, nil
+}
+
+func checkXattrName(name []byte) error {
+	switch {
+	case len(name) == 0:
+		return fail(syscall.ERANGE, "empty attribute name")
+	case len(name) > meta.MaxXattrNameLen:
+		return fail(syscall.ERANGE, "attribute name of %d bytes is longer than %d", len(name), meta.MaxXattrNameLen)
+	}
+	for _, c := range name {
+		if c == 0 {
+			return fail(syscall.EINVAL, "attribute name contains a NUL byte")
+		}
+	}
+	return nil
+}

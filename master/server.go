@@ -1,0 +1,240 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skyfs/skyfs/meta"
+	"github.com/skyfs/skyfs/proto/metapb"
+	pb "github.com/skyfs/skyfs/proto/skyfspb"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	// Journal is the replicated namespace. Required.
+	Journal Journal
+	// Admin runs membership changes and snapshots; nil makes the Cluster
+	// service answer only Status, for this node alone.
+	Admin Admin
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the leader's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Errors of the service that are not POSIX outcomes.
+var (
+	// ErrNoJournal is returned by New without a journal.
+	ErrNoJournal = errors.New("master: no journal")
+	// errNotServing says this node does not serve clients now.
+	errNotServing = errors.New("master: not the serving leader")
+)
+
+// DefaultReadDirPage is the page size of a ReadDir that asks for none.
+const DefaultReadDirPage = 1024
+
+// Server is the master's gRPC service. It is safe for concurrent use.
+type Server struct {
+	j     Journal
+	admin Admin
+	log   *slog.Logger
+	now   func() time.Time
+
+	clockMu sync.Mutex
+	lastNs  int64
+
+	peersMu sync.Mutex
+	peers   map[string]*grpc.ClientConn
+}
+
+// New returns a Server over cfg.Journal.
+func New(cfg Config) (*Server, error) {
+	if cfg.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Register registers the Namespace, Mounts and Cluster services on g.
+func (s *Server) Register(g grpc.ServiceRegistrar) {
+	pb.RegisterNamespaceServer(g, &nsServer{s: s})
+	pb.RegisterMountsServer(g, &mountServer{s: s})
+	pb.RegisterClusterServer(g, &clusterServer{s: s})
+}
+
+// Close releases the connections the server opened to other masters.
+func (s *Server) Close() error {
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	var errs []error
+	for addr, c := range s.peers {
+		errs = append(errs, c.Close())
+		delete(s.peers, addr)
+	}
+	return errors.Join(errs...)
+}
+
+// clock returns the time for a new entry: the leader's clock, never earlier than
+// the previous entry this server built.
+func (s *Server) clock() int64 {
+	now := s.now().UnixNano()
+	s.clockMu.Lock()
+	defer s.clockMu.Unlock()
+	if now <= s.lastNs {
+		now = s.lastNs + 1
+	}
+	s.lastNs = now
+	return now
+}
+
+// posixError is a POSIX outcome the master decided before proposing anything,
+// with a one-line explanation.
+type posixError struct {
+	errno syscall.Errno
+	msg   string
+}
+
+func (e *posixError) Error() string { return e.msg + ": " + e.errno.Error() }
+
+func (e *posixError) Unwrap() error { return e.errno }
+
+func fail(en syscall.Errno, format string, args ...any) error {
+	return &posixError{errno: en, msg: fmt.Sprintf(format, args...)}
+}
+
+// journalError is a failure of the journal: the request may be retried on the
+// leader.
+type journalError struct{ err error }
+
+func (e *journalError) Error() string { return "journal: " + e.err.Error() }
+
+func (e *journalError) Unwrap() error { return e.err }
+
+// outcome splits err into the errno and message of a response, or a gRPC error
+// for what is not a POSIX outcome.
+func (s *Server) outcome(err error) (int32, string, error) {
+	if err == nil {
+		return 0, "", nil
+	}
+	var pe *posixError
+	if errors.As(err, &pe) {
+		return int32(pe.errno), pe.msg, nil
+	}
+	if en, ok := meta.Errno(err); ok {
+		return int32(en), "", nil
+	}
+	return 0, "", s.rpcError(err)
+}
+
+// rpcError turns a failure that is not a POSIX outcome into a gRPC status.
+func (s *Server) rpcError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	var je *journalError
+	if errors.Is(err, errNotServing) || errors.As(err, &je) {
+		return s.notLeader(err)
+	}
+	s.log.Error("request failed", "err", err)
+	return status.Error(codes.Internal, err.Error())
+}
+
+// notLeader is the Unavailable status that sends a client to the leader.
+func (s *Server) notLeader(cause error) error {
+	id, addr := s.j.Leader()
+	st := status.New(codes.Unavailable, "not leader: "+cause.Error())
+	if d, err := st.WithDetails(&pb.NotLeader{LeaderId: id, LeaderRpcAddr: addr}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// read runs fn in a view of the namespace after the read barrier.
+func (s *Server) read(ctx context.Context, fn func(meta.Txn) error) error {
+	if !s.j.Serving() {
+		return errNotServing
+	}
+	if err := s.j.ReadBarrier(ctx); err != nil {
+		return &journalError{err}
+	}
+	return s.j.View(fn)
+}
+
+// resolve runs fn in a view of the namespace without a barrier: for resolving
+// the inodes a mutation names.
+func (s *Server) resolve(fn func(meta.Txn) error) error {
+	if !s.j.Serving() {
+		return errNotServing
+	}
+	return s.j.View(fn)
+}
+
+// attrOf returns the current attributes of ino for the answer to a replayed
+// request, whose remembered outcome holds no attributes; nil when it is gone.
+func (s *Server) attrOf(res meta.Result) *pb.Attr {
+	if res.Attr != nil {
+		return attrPB(res.Attr)
+	}
+	if res.Errno != 0 || res.Ino == 0 {
+		return nil
+	}
+	var a *meta.Attr
+	if err := s.j.View(func(tx meta.Txn) error {
+		var err error
+		a, err = meta.GetAttr(tx, res.Ino)
+		return err
+	}); err != nil {
+		return nil
+	}
+	return attrPB(a)
+}
+
+// mutate resolves what a mutation names with build, in a view of the local
+// state, and proposes the entry build filled in. The finish functions run once
+// the entry's time is decided.
+func (s *Server) mutate(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) error, finish ...func(*metapb.Entry)) (meta.Result, error) {
+	if req == nil || req.Client == 0 {
+		return meta.Result{}, status.Error(codes.InvalidArgument, "mutation without a request id (client id must be non-zero)")
+	}
+	e := &metapb.Entry{
+		Version: meta.EntryVersion,
+		Request: &metapb.RequestID{Client: req.Client, Seq: req.Seq},
+	}
+	if err := s.resolve(func(tx meta.Txn) error { return build(tx, e) }); err != nil {
+		return meta.Result{}, err
+	}
+	e.TimeNs = s.clock()
+	for _, f := range finish {
+		f(e)
+	}
+	res, err := s.j.Propose(ctx, e)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return meta.Result{}, err
+		}
+		return meta.Result{}, &journalError{err}
+	}
+	return res, nil
+}
