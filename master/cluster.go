@@ -13,37 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/raftjournal"
 )
-
-// Peer is one master: its id, Raft address and client RPC address.
-type Peer struct{ ID, RaftAddr, RPCAddr string }
-
-// MemberStatus is one member of the configuration.
-type MemberStatus struct {
-	Peer
-	Voter bool
-}
-
-// NodeStatus is what one master reports about itself.
-type NodeStatus struct {
-	ID, RaftAddr, RPCAddr string
-	// Role is "leader", "follower", "candidate" or "shutdown".
-	Role                                                      string
-	Term, LastIndex, CommitIndex, AppliedIndex, SnapshotIndex uint64
-	LeaderID, LeaderRPCAddr                                   string
-	// Members is the latest configuration this node knows.
-	Members []MemberStatus
-}
-
-// Admin runs the journal's membership and snapshot operations; raftjournal.Node
-// implements it (through a small adapter while the journal's types differ).
-type Admin interface {
-	AddVoter(ctx context.Context, p Peer) error
-	RemoveServer(ctx context.Context, id string) error
-	TransferLeadership(ctx context.Context, id string) error
-	Checkpoint(ctx context.Context) (uint64, error)
-	Status() NodeStatus
-}
 
 // peerStatusTimeout bounds how long Status waits for another member.
 const peerStatusTimeout = 2 * time.Second
@@ -54,12 +25,19 @@ type clusterServer struct {
 	s *Server
 }
 
-func memberPB(st NodeStatus) *pb.Member {
-	return &pb.Member{
-		Id: st.ID, RaftAddr: st.RaftAddr, RpcAddr: st.RPCAddr, Role: st.Role, Voter: true,
-		Term: st.Term, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex,
-		CommitIndex: st.CommitIndex, LastSnapshotIndex: st.SnapshotIndex,
+// memberPB is a node's report about itself; its addresses come from its entry
+// in the configuration.
+func memberPB(st raftjournal.Status) *pb.Member {
+	m := &pb.Member{
+		Id: st.ID, Role: st.Role, Term: st.Term, LastIndex: st.LastLogIndex, AppliedIndex: st.AppliedIndex,
+		CommitIndex: st.CommitIndex, LastSnapshotIndex: st.LastSnapshotIndex,
 	}
+	for _, c := range st.Members {
+		if c.ID == st.ID {
+			m.RaftAddr, m.RpcAddr, m.Voter = c.RaftAddr, c.RPCAddr, c.Suffrage == "voter"
+		}
+	}
+	return m
 }
 
 // Status reports this master and, unless local is set, every other member as
@@ -80,7 +58,6 @@ func (c *clusterServer) Status(ctx context.Context, req *pb.StatusRequest) (*pb.
 	var wg sync.WaitGroup
 	for i, m := range self.Members {
 		if m.ID == self.ID {
-			me.Voter = m.Voter
 			resp.Members[i] = me
 			continue
 		}
@@ -96,8 +73,13 @@ func (c *clusterServer) Status(ctx context.Context, req *pb.StatusRequest) (*pb.
 }
 
 // askPeer asks another member for its own status.
-func (s *Server) askPeer(ctx context.Context, m MemberStatus) *pb.Member {
-	out := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, RpcAddr: m.RPCAddr, Voter: m.Voter, Role: "unreachable"}
+func (s *Server) askPeer(ctx context.Context, m raftjournal.Member) *pb.Member {
+	voter := m.Suffrage == "voter"
+	out := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, RpcAddr: m.RPCAddr, Voter: voter, Role: "unreachable"}
+	if m.RPCAddr == "" {
+		out.Error = "RPC address unknown"
+		return out
+	}
 	conn, err := s.peerConn(m.RPCAddr)
 	if err != nil {
 		out.Error = err.Error()
@@ -115,7 +97,7 @@ func (s *Server) askPeer(ctx context.Context, m MemberStatus) *pb.Member {
 		return out
 	}
 	got := resp.Members[0]
-	got.Voter = m.Voter
+	got.Voter = voter
 	return got
 }
 
@@ -175,7 +157,7 @@ func (c *clusterServer) AddMember(ctx context.Context, req *pb.AddMemberRequest)
 	if !c.s.j.Serving() {
 		return nil, c.s.notLeader(errNotServing)
 	}
-	if err := a.AddVoter(ctx, Peer{ID: req.Id, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr}); err != nil {
+	if err := a.AddVoter(ctx, raftjournal.Peer{ID: req.Id, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr}); err != nil {
 		return nil, c.adminError(err)
 	}
 	c.s.log.Info("member added", "id", req.Id, "raft", req.RaftAddr, "rpc", req.RpcAddr)

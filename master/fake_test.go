@@ -15,6 +15,7 @@ import (
 	"github.com/skyfs/skyfs/meta/memstore"
 	"github.com/skyfs/skyfs/proto/metapb"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/raftjournal"
 )
 
 // fakeJournal is a single-node journal over memstore: every proposal is
@@ -37,7 +38,7 @@ func newFakeJournal() *fakeJournal {
 
 func (f *fakeJournal) Propose(_ context.Context, e *metapb.Entry) (meta.Result, error) {
 	if !f.serving.Load() {
-		return meta.Result{}, ErrNotLeader
+		return meta.Result{}, raftjournal.ErrNotLeader
 	}
 	b, err := meta.EncodeEntry(e)
 	if err != nil {
@@ -61,7 +62,7 @@ func (f *fakeJournal) Propose(_ context.Context, e *metapb.Entry) (meta.Result, 
 func (f *fakeJournal) ReadBarrier(context.Context) error {
 	f.barriers.Add(1)
 	if !f.serving.Load() {
-		return ErrNotLeader
+		return raftjournal.ErrNotLeader
 	}
 	return nil
 }
@@ -90,7 +91,7 @@ func (f *fakeJournal) lastEntry() *metapb.Entry {
 // fakeAdmin records admin calls.
 type fakeAdmin struct {
 	mu     sync.Mutex
-	status NodeStatus
+	status raftjournal.Status
 	calls  []string
 }
 
@@ -100,10 +101,10 @@ func (a *fakeAdmin) record(call string) {
 	a.mu.Unlock()
 }
 
-func (a *fakeAdmin) AddVoter(_ context.Context, p Peer) error {
+func (a *fakeAdmin) AddVoter(_ context.Context, p raftjournal.Peer) error {
 	a.record("add " + p.ID)
 	a.mu.Lock()
-	a.status.Members = append(a.status.Members, MemberStatus{Peer: p, Voter: true})
+	a.status.Members = append(a.status.Members, raftjournal.Member{ID: p.ID, RaftAddr: p.RaftAddr, RPCAddr: p.RPCAddr, Suffrage: "voter"})
 	a.mu.Unlock()
 	return nil
 }
@@ -123,11 +124,11 @@ func (a *fakeAdmin) Checkpoint(context.Context) (uint64, error) {
 	return 42, nil
 }
 
-func (a *fakeAdmin) Status() NodeStatus {
+func (a *fakeAdmin) Status() raftjournal.Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.status
-	st.Members = append([]MemberStatus(nil), a.status.Members...)
+	st.Members = append([]raftjournal.Member(nil), a.status.Members...)
 	return st
 }
 
@@ -153,10 +154,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.addr = lis.Addr().String()
-	e.admin = &fakeAdmin{status: NodeStatus{
-		ID: "m1", RPCAddr: e.addr, RaftAddr: "127.0.0.1:1", Role: "leader", Term: 3,
-		LastIndex: 10, AppliedIndex: 10, CommitIndex: 10, LeaderID: "m1", LeaderRPCAddr: e.addr,
-		Members: []MemberStatus{{Peer: Peer{ID: "m1", RaftAddr: "127.0.0.1:1", RPCAddr: e.addr}, Voter: true}},
+	e.admin = &fakeAdmin{status: raftjournal.Status{
+		ID: "m1", Role: "leader", Serving: true, Term: 3,
+		LastLogIndex: 10, AppliedIndex: 10, CommitIndex: 10, LeaderID: "m1", LeaderRPCAddr: e.addr,
+		Members: []raftjournal.Member{{ID: "m1", RaftAddr: "127.0.0.1:1", RPCAddr: e.addr, Suffrage: "voter"}},
 	}}
 	e.srv, err = New(Config{Journal: e.j, Admin: e.admin, Now: func() time.Time { return time.Unix(0, e.now.Load()) }})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/proto/metapb"
+	"github.com/skyfs/skyfs/raftjournal"
 )
 
 // Journal is the replicated namespace as the master uses it: raftjournal.Node
@@ -27,14 +28,30 @@ type Journal interface {
 	Leader() (id, rpcAddr string)
 }
 
-// ErrNotLeader may be wrapped by a journal's errors to say this node does not
-// lead; errors with a NotLeader() bool method that returns true count too.
-var ErrNotLeader = errors.New("master: not leader")
+// Admin runs the journal's membership changes and snapshots, and reports this
+// node's view of the cluster.
+type Admin interface {
+	AddVoter(ctx context.Context, p raftjournal.Peer) error
+	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id string) error
+	Checkpoint(ctx context.Context) (uint64, error)
+	Status() raftjournal.Status
+}
 
-func isNotLeader(err error) bool {
-	if errors.Is(err, ErrNotLeader) {
-		return true
+var (
+	_ Journal = (*raftjournal.Node)(nil)
+	_ Admin   = (*raftjournal.Node)(nil)
+)
+
+// isNotLeader reports whether a journal error says this node does not lead.
+func isNotLeader(err error) bool { return errors.Is(err, raftjournal.ErrNotLeader) }
+
+// leaderHint returns the leader named by a journal error, or the leader this
+// node knows of.
+func (s *Server) leaderHint(err error) (id, rpcAddr string) {
+	var nl *raftjournal.NotLeaderError
+	if errors.As(err, &nl) {
+		return nl.LeaderID, nl.LeaderRPCAddr
 	}
-	var nl interface{ NotLeader() bool }
-	return errors.As(err, &nl) && nl.NotLeader()
+	return s.j.Leader()
 }

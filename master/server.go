@@ -163,7 +163,7 @@ func (s *Server) rpcError(err error) error {
 
 // notLeader is the Unavailable status that sends a client to the leader.
 func (s *Server) notLeader(cause error) error {
-	id, addr := s.j.Leader()
+	id, addr := s.leaderHint(cause)
 	st := status.New(codes.Unavailable, "not leader: "+cause.Error())
 	if d, err := st.WithDetails(&pb.NotLeader{LeaderId: id, LeaderRpcAddr: addr}); err == nil {
 		st = d
