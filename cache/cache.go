@@ -172,6 +172,7 @@ type Cache struct {
 	lruMu     sync.Mutex
 	lru       blockLRU
 	openFiles fileList
+	nOpen     atomic.Int64 // openFiles.l.Len(), readable without lruMu
 
 	flightMu      sync.Mutex
 	flights       map[flightKey]*flight

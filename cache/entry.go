@@ -78,8 +78,13 @@ func (c *Cache) openFileLocked(e *entry) error {
 	if e.f != nil {
 		return nil
 	}
-	path := c.dataPath(e.id)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	flags := os.O_RDWR | os.O_CREATE
+	created := !e.hasFile
+	if created {
+		// Whatever a lost entry left under this name is not ours to serve.
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(c.dataPath(e.id), flags, 0o600)
 	if err != nil {
 		return fmt.Errorf("cache: open data file: %w", err)
 	}
@@ -88,7 +93,6 @@ func (c *Cache) openFileLocked(e *entry) error {
 		f.Close()
 		return err
 	}
-	created := !e.hasFile
 	if created || st.size != e.size {
 		if err := f.Truncate(e.size); err != nil {
 			f.Close()
@@ -104,6 +108,7 @@ func (c *Cache) openFileLocked(e *entry) error {
 	}
 	c.lruMu.Lock()
 	e.fileElem = c.openFiles.l.PushFront(e)
+	c.nOpen.Store(int64(c.openFiles.l.Len()))
 	c.lruMu.Unlock()
 	if created {
 		c.refreshDirUsage()
@@ -122,6 +127,7 @@ func (c *Cache) closeFileLocked(e *entry) {
 	if e.fileElem != nil {
 		c.openFiles.l.Remove(e.fileElem)
 		e.fileElem = nil
+		c.nOpen.Store(int64(c.openFiles.l.Len()))
 	}
 	c.lruMu.Unlock()
 }
@@ -129,7 +135,7 @@ func (c *Cache) closeFileLocked(e *entry) {
 // closeIdleFiles closes the least recently used data files while more than
 // Options.MaxOpenFiles are open. It must be called with no entry.mu held.
 func (c *Cache) closeIdleFiles() {
-	for tries := 0; tries < 8; tries++ {
+	for tries := 0; tries < 8 && c.nOpen.Load() > int64(c.opts.MaxOpenFiles); tries++ {
 		c.lruMu.Lock()
 		if c.openFiles.l.Len() <= c.opts.MaxOpenFiles {
 			c.lruMu.Unlock()
@@ -187,7 +193,9 @@ func (c *Cache) dropBlockLocked(e *entry, b int64) {
 		return
 	}
 	c.checkStatLocked(e)
-	if !c.noPunch.Load() {
+	// Under a pinned file the kernel may be reading: leave the bytes, which
+	// a later store overwrites with the right ones, rather than punch zeros.
+	if !c.noPunch.Load() && e.pins == 0 {
 		if err := punchHole(e.f, b*e.bs, e.blockLen(b)); err != nil && isNotSupported(err) {
 			c.noPunch.Store(true)
 		}

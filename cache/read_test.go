@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -312,5 +313,27 @@ func TestClosed(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// The cache keeps at most MaxOpenFiles data files open and reopens others on
+// demand.
+func TestMaxOpenFiles(t *testing.T) {
+	c := openCache(t, t.TempDir(), Options{MaxOpenFiles: 2})
+	defer closeCache(t, c)
+	srcs := make([]*source, 6)
+	for i := range srcs {
+		srcs[i] = newSource(uint64(70+i), 2*testBS)
+		readAll(t, c, Key{Path: fmt.Sprint(i)}, srcs[i], 5000)
+		if n := c.nOpen.Load(); n > 2 {
+			t.Fatalf("%d data files open, limit 2", n)
+		}
+	}
+	for i := range srcs {
+		srcs[i].reset()
+		readAll(t, c, Key{Path: fmt.Sprint(i)}, srcs[i], 5000)
+		if srcs[i].total() != 0 {
+			t.Fatalf("file %d reloaded after its data file was closed", i)
+		}
 	}
 }
