@@ -211,3 +211,78 @@ func TestFullDiskTmpfs(t *testing.T) {
 	// Close may fail to write an index on the full disk; it must not hang.
 	c.Close()
 }
+
+// Readers, read-ahead, passthrough opens, invalidation and eviction all at
+// once: no deadlock, no error, no wrong byte.
+func TestMixedStress(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, Options{Capacity: 600 << 10, ReadAheadBlocks: 2})
+	const files = 5
+	size := int64(12*testBS + 99)
+	srcs := make([]*source, files)
+	for i := range srcs {
+		srcs[i] = newSource(uint64(600+i), int(size))
+	}
+	key := func(f int) Key { return Key{MountID: 1, Path: fmt.Sprint("/s", f)} }
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 99))
+			p := make([]byte, 6000)
+			for i := 0; i < 200; i++ {
+				f := rng.IntN(files)
+				switch op := rng.IntN(10); {
+				case op < 6:
+					r := c.NewReader(key(f), size, srcs[f].load)
+					off := rng.Int64N(size)
+					for j := 0; j < 4 && off < size; j++ {
+						n, err := r.ReadAt(context.Background(), p, off)
+						if (err != nil && off+int64(len(p)) < size) || string(p[:n]) != string(srcs[f].data[off:off+int64(n)]) {
+							errs <- fmt.Errorf("read %d@%d: n=%d err=%v", f, off, n, err)
+							return
+						}
+						off += int64(n)
+					}
+				case op < 8:
+					pt, ok, err := c.OpenComplete(key(f), size)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if ok {
+						got := make([]byte, size)
+						if _, err := pt.File().ReadAt(got, 0); err != nil || string(got) != string(srcs[f].data) {
+							errs <- fmt.Errorf("passthrough %d: err=%v", f, err)
+						}
+						pt.Release()
+					}
+				case op < 9:
+					c.Invalidate(key(f))
+				default:
+					c.Put(key(f), size, testBS, srcs[f].data[testBS:2*testBS])
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	closeCache(t, c)
+	if got := du(t, dir); got > 600<<10 {
+		t.Fatalf("du %d > capacity", got)
+	}
+	// Everything left is consistent after a restart.
+	c = openCache(t, dir, Options{Capacity: 600 << 10})
+	defer closeCache(t, c)
+	for f := 0; f < files; f++ {
+		readAll(t, c, key(f), srcs[f], 7000)
+	}
+	if st := c.Stats(); st.CorruptBlocks != 0 {
+		t.Fatalf("corrupt blocks after restart: %+v", st)
+	}
+}
