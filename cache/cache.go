@@ -16,13 +16,18 @@
 //
 // What the cache must never do:
 //
-//   - serve bytes it has not verified. A block read through the cache is
-//     checked against its CRC the first time it is read after it was written
-//     by someone else, after a restart, or after the data file's size, mtime,
-//     ctime or inode changed behind the cache's back; a bad block is dropped,
-//     counted in Stats.CorruptBlocks and loaded again. Verified state survives
-//     a restart only after a clean Close (a marker file written after syncfs);
-//     after a crash everything is verified again before it is served.
+//   - serve bytes it has not verified. A block is checked against its CRC
+//     before it is first served, unless the cache wrote it in this run or
+//     verified it before a clean Close, and the data file's size, mtime,
+//     ctime and inode have not moved since (the stat is recorded at each
+//     verification and after each of the cache's own writes, and compared on
+//     every read). A bad block is dropped, counted in Stats.CorruptBlocks and
+//     loaded again. Verified state survives a restart only after a clean
+//     Close (a marker file written after syncfs); after a crash every block
+//     is verified again before it is served. A change that leaves the stat
+//     untouched (bit rot, or a write within one timestamp tick on kernels
+//     without fine-grained timestamps) is caught only when the block is
+//     verified again, after a restart that was not clean.
 //   - fail a read because of the local disk. When a block cannot be stored
 //     (ENOSPC, EDQUOT, any write error, or no room because everything left is
 //     pinned) the read is served from the loaded bytes and Stats.Bypasses is
@@ -33,14 +38,25 @@
 //     and least recently used blocks are evicted (punched out of their data
 //     file with fallocate(FALLOC_FL_PUNCH_HOLE)) to make room. An entry whose
 //     last block goes is deleted.
-//   - punch or rewrite a file handed out by OpenComplete. Such an entry is
+//   - punch holes in a file handed out by OpenComplete. Such an entry is
 //     pinned until Passthrough.Release; eviction skips it, and Invalidate
-//     unlinks it (the open file keeps the old, complete data) rather than
-//     punching holes in it.
+//     unlinks it (the open file keeps the old, complete data) instead.
 //
 // Concurrent misses on one block make one loader call (per-block single
 // flight). A Reader tracks sequential access for one open handle and starts a
 // bounded number of background loads of the following blocks.
+//
+// Decisions worth knowing:
+//
+//   - The LRU is per block, in memory. Only each entry's last access time is
+//     persisted (with the next index write); after a restart blocks are
+//     ordered by their entry's access time.
+//   - An index is rewritten (to a temporary file, then renamed) after every
+//     change to its blocks, without fsync: after a crash it may lag the data
+//     file, which only loses blocks, or name blocks that never reached the
+//     disk, which verification catches. Close syncs everything.
+//   - A full disk does not make the cache evict: it bypasses. Set Capacity
+//     below the free space of the filesystem to cache well.
 //
 // Lock order (a lock may be taken while holding those above it, never the
 // reverse):
