@@ -73,11 +73,15 @@ func (o Options) String() string {
 	return b.String()
 }
 
-// Secrets returns the non-empty secret values of o, longest first, for Scrub.
+// minScrubLen is the shortest secret value Scrub removes from messages: shorter
+// ones would mangle every message and reveal nothing worth hiding.
+const minScrubLen = 4
+
+// Secrets returns the secret values of o worth scrubbing, longest first.
 func (o Options) Secrets() []string {
 	var s []string
 	for k, v := range o {
-		if IsSecret(k) && v != "" {
+		if IsSecret(k) && len(v) >= minScrubLen {
 			s = append(s, v)
 		}
 	}
