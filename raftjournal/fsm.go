@@ -25,8 +25,9 @@ type fsm struct {
 	// applied is the index of the last log entry the store holds (committed,
 	// not necessarily synced). It only changes on the raft FSM goroutine.
 	applied atomic.Uint64
-	// entries counts the log entries applied (not skipped) since start.
-	entries atomic.Uint64
+	// entries counts the log entries applied (not skipped) since start;
+	// splits the batches split because of meta.ErrTxnTooBig.
+	entries, splits atomic.Uint64
 
 	mu        sync.Mutex    // guards appliedCh
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -136,6 +137,7 @@ func (f *fsm) applyRange(logs []*raft.Log, resp []interface{}) {
 	case errors.Is(err, meta.ErrTxnTooBig) && len(logs) > 1:
 		f.log.Debug("raftjournal: batch too big for one transaction, splitting",
 			"entries", len(logs), "first", logs[0].Index)
+		f.splits.Add(1)
 		mid := len(logs) / 2
 		f.applyRange(logs[:mid], resp[:mid])
 		f.applyRange(logs[mid:], resp[mid:])
