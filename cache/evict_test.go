@@ -19,16 +19,19 @@ func TestCapacityBound(t *testing.T) {
 		capacity int64
 		files    int
 		fileSize int64
+		noPunch  bool // as on a filesystem without FALLOC_FL_PUNCH_HOLE
 	}{
-		{"many small files", 256 << 10, 40, 20000},
-		{"few large files", 512 << 10, 4, 40 * testBS},
-		{"one file larger than the cache", 300 << 10, 1, 64 * testBS},
+		{"many small files", 256 << 10, 40, 20000, false},
+		{"few large files", 512 << 10, 4, 40 * testBS, false},
+		{"one file larger than the cache", 300 << 10, 1, 64 * testBS, false},
+		{"whole-file eviction", 512 << 10, 8, 10 * testBS, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			c := openCache(t, dir, Options{Capacity: tt.capacity})
 			defer closeCache(t, c)
+			c.noPunch.Store(tt.noPunch)
 			srcs := make([]*source, tt.files)
 			for i := range srcs {
 				srcs[i] = newSource(uint64(100+i), int(tt.fileSize))
@@ -188,6 +191,10 @@ func TestFullDiskTmpfs(t *testing.T) {
 	})
 	// The cache believes it has 64 MiB; the disk has 1 MiB.
 	c := openCache(t, mnt, Options{Capacity: 64 << 20, BlockSize: 64 << 10})
+	// Runs before the unmount, even if the test fails: open files would
+	// keep the tmpfs busy. Close may fail to write an index on the full
+	// disk; it must not hang.
+	t.Cleanup(func() { c.Close() })
 	size := int64(4<<20 + 1000)
 	src := newSource(500, int(size))
 	key := Key{Path: "/big"}
@@ -208,8 +215,6 @@ func TestFullDiskTmpfs(t *testing.T) {
 		t.Fatalf("stats %+v: want bypasses, and hits for what fitted", st)
 	}
 	t.Logf("%+v", st)
-	// Close may fail to write an index on the full disk; it must not hang.
-	c.Close()
 }
 
 // Readers, read-ahead, passthrough opens, invalidation and eviction all at
