@@ -10,9 +10,10 @@ import (
 
 // ReadAt reads len(p) bytes at off of the file identified by key and size,
 // from the cache where possible and through load otherwise. Like
-// io.ReaderAt, it returns n < len(p) only with an error, and io.EOF when the
-// read reaches size. Errors come from the loader or ctx; a local disk that
-// cannot store a block never makes ReadAt fail.
+// io.ReaderAt, it returns n < len(p) only with an error; a read that extends
+// past size returns the bytes before size and io.EOF. Errors come from the
+// loader or ctx; a local disk that cannot store a block (full, over quota,
+// failing) never makes ReadAt fail.
 func (c *Cache) ReadAt(ctx context.Context, key Key, size int64, p []byte, off int64, load Loader) (int, error) {
 	if err := c.begin(); err != nil {
 		return 0, err

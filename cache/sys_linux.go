@@ -60,11 +60,6 @@ func punchHole(f *os.File, off, n int64) error {
 	return nil
 }
 
-// isNoSpace reports whether err means the disk or the quota is full.
-func isNoSpace(err error) bool {
-	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
-}
-
 // isNotSupported reports whether err means the filesystem lacks an operation.
 func isNotSupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
