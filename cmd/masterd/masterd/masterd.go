@@ -1,0 +1,149 @@
+// Package masterd is the masterd command: it reads the configuration, opens
+// the journal (raftjournal), serves the master's gRPC service (package master)
+// and shuts both down cleanly on SIGTERM or SIGINT. It only parses and wires;
+// Main can be called in-process by tests.
+//
+// A bad configuration — an unknown or duplicate peer, this master's id missing
+// from the peers, an unwritable data directory, an address already in use — is
+// refused with one line on stderr and exit code 2. A failure after start exits
+// with 1.
+package masterd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/skyfs/skyfs/master"
+	"github.com/skyfs/skyfs/raftjournal"
+)
+
+// Exit codes of Main.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitConfig = 2
+)
+
+// shutdownGrace bounds how long in-flight requests may finish on shutdown.
+const shutdownGrace = 5 * time.Second
+
+// Main runs masterd with args (without the program name) until SIGTERM or
+// SIGINT and returns the exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return run(ctx, args, os.Stderr)
+}
+
+// run is Main with an explicit context and error output.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(os.Stdout)
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "masterd: %v\n", err)
+		return ExitConfig
+	}
+	if err := serve(ctx, cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "masterd: %v\n", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return ExitConfig
+		}
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
+	peers, err := cfg.check()
+	if err != nil {
+		return err
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.NodeID)
+
+	// Take the client port now, and make sure the Raft port is free, so that a
+	// port in use is a configuration error rather than a failure halfway.
+	lis, err := net.Listen("tcp", cfg.RPCAddr)
+	if err != nil {
+		return badConfig("--rpc-addr %s: %v", cfg.RPCAddr, errors.Unwrap(err))
+	}
+	defer lis.Close()
+	if probe, err := net.Listen("tcp", cfg.RaftAddr); err != nil {
+		return badConfig("--raft-addr %s: %v", cfg.RaftAddr, errors.Unwrap(err))
+	} else {
+		probe.Close()
+	}
+
+	node, err := raftjournal.Open(raftjournal.Config{
+		NodeID:             cfg.NodeID,
+		Dir:                cfg.DataDir,
+		RaftAddr:           cfg.RaftAddr,
+		RPCAddr:            cfg.RPCAddr,
+		Peers:              peers,
+		SnapshotThreshold:  cfg.SnapshotThreshold,
+		SnapshotInterval:   time.Duration(cfg.SnapshotInterval),
+		TrailingLogs:       cfg.TrailingLogs,
+		HeartbeatTimeout:   time.Duration(cfg.HeartbeatTimeout),
+		ElectionTimeout:    time.Duration(cfg.ElectionTimeout),
+		LeaderLeaseTimeout: time.Duration(cfg.LeaseTimeout),
+		Logger:             log,
+		RaftLogLevel:       cfg.RaftLogLevel,
+	})
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	srv, err := master.New(master.Config{Journal: node, Admin: node, Logger: log})
+	if err != nil {
+		node.Close()
+		return err
+	}
+	g := grpc.NewServer()
+	srv.Register(g)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	log.Info("masterd: started", "raft", cfg.RaftAddr, "rpc", cfg.RPCAddr, "peers", len(peers), "dir", cfg.DataDir)
+
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("masterd: shutting down")
+	case err := <-served:
+		failure = fmt.Errorf("rpc server: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownGrace):
+		g.Stop()
+	}
+	srv.Close()
+	if err := node.Close(); err != nil && failure == nil {
+		failure = fmt.Errorf("close journal: %w", err)
+	}
+	if failure == nil {
+		log.Info("masterd: stopped")
+	}
+	return failure
+}
