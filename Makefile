@@ -22,10 +22,13 @@ test: build
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
 
+# Every fuzz target of every package, one after the other.
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./meta | grep '^Fuzz'); do \
-		echo "fuzz meta $$t"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./meta || exit 1; \
+	@for pkg in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go') | xargs -n1 dirname | sort -u); do \
+		for t in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+		done; \
 	done
 
 bench:
