@@ -185,3 +185,26 @@ func checkFile(t *testing.T, f *os.File, want []byte) {
 		t.Fatalf("passthrough file: n=%d err=%v, content equal %v", n, err, string(got[:n]) == string(want))
 	}
 }
+
+// A passthrough file outlives Close: it stays readable and releasing it
+// afterwards is harmless.
+func TestReleaseAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	c := openCache(t, dir, Options{})
+	size := int64(2 * testBS)
+	src := newSource(35, int(size))
+	key := Key{Path: "/late"}
+	readAll(t, c, key, src, testBS)
+	p, ok, err := c.OpenComplete(key, size)
+	if err != nil || !ok {
+		t.Fatalf("ok=%v err=%v", ok, err)
+	}
+	closeCache(t, c)
+	checkFile(t, p.File(), src.data)
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.OpenComplete(key, size); err != ErrClosed {
+		t.Fatalf("OpenComplete after Close: err = %v", err)
+	}
+}
