@@ -67,7 +67,7 @@ const (
 	OptMaxBackoff        = "s3.maxBackoff"        // longest wait between attempts, default 10s
 	OptPartSize          = "s3.partSize"          // multipart part size in bytes, default 8 MiB, at least 5 MiB
 	OptUploadConcurrency = "s3.uploadConcurrency" // parts in flight per Writer, default 4
-	OptCopyConcurrency   = "s3.copyConcurrency"   // objects or parts copied at once in Rename and Copy, default 8
+	OptCopyConcurrency   = "s3.copyConcurrency"   // objects or parts copied at once in Rename and Copy, default 32
 	OptCheck             = "s3.check"             // "false" skips the bucket check in Open
 )
 
@@ -95,7 +95,7 @@ var CopyPartSize int64 = 512 << 20
 const (
 	defaultPartSize          = 8 << 20
 	defaultUploadConcurrency = 4
-	defaultCopyConcurrency   = 8
+	defaultCopyConcurrency   = 32
 	defaultMaxAttempts       = 5
 	defaultMaxBackoff        = 10 * time.Second
 	defaultRegion            = "us-east-1"
