@@ -77,6 +77,9 @@ func (o Options) String() string {
 // ones would mangle every message and reveal nothing worth hiding.
 const minScrubLen = 4
 
+// GoString is String, so that %#v does not show secrets either.
+func (o Options) GoString() string { return o.String() }
+
 // Secrets returns the secret values of o worth scrubbing, longest first.
 func (o Options) Secrets() []string {
 	var s []string

@@ -106,7 +106,7 @@ func TestOptionsRedaction(t *testing.T) {
 		if strings.Contains(s, secret) {
 			t.Fatalf("String() shows a secret: %s", s)
 		}
-		if strings.Contains(fmt.Sprintf("%v %+v", opts, opts), secret) {
+		if strings.Contains(fmt.Sprintf("%v %+v %#v %s", opts, opts, opts, opts), secret) {
 			t.Fatalf("formatting shows a secret")
 		}
 	}

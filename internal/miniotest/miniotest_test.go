@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +50,33 @@ func TestStartStop(t *testing.T) {
 	defer cancel()
 	if _, err := s.Client().ListBuckets(ctx); err == nil {
 		t.Fatalf("server still answers after Stop")
+	}
+}
+
+// TestMissingBinary runs this test binary again with an empty PATH: without
+// SKYFS_REQUIRE_MINIO the child test skips, with it the child test fails.
+func TestMissingBinary(t *testing.T) {
+	if os.Getenv("MINIOTEST_CHILD") == "1" {
+		miniotest.Start(t)
+		t.Fatalf("Start returned without minio on PATH")
+	}
+	cases := []struct {
+		name    string
+		require string
+		wantErr bool
+		want    string
+	}{
+		{"Skip", "", false, "--- SKIP: TestMissingBinary"},
+		{"Required", "1", true, "--- FAIL: TestMissingBinary"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestMissingBinary$", "-test.v")
+			cmd.Env = append(os.Environ(), "PATH=", "MINIOTEST_CHILD=1", miniotest.RequireEnv+"="+c.require)
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != c.wantErr || !strings.Contains(string(out), c.want) || !strings.Contains(string(out), "minio") {
+				t.Fatalf("child exited with %v, output:\n%s", err, out)
+			}
+		})
 	}
 }

@@ -114,7 +114,7 @@ type FS struct {
 	prefix            string // "" or "some/prefix/"
 	name              string // "s3://bucket/prefix" for messages
 	endpoint          string // for messages
-	secrets           ufs.Options
+	scrub             func(error) error // removes secret option values from a message
 	partSize          int
 	uploadConcurrency int
 	copyConcurrency   int
@@ -153,8 +153,9 @@ func open(ctx context.Context, u *url.URL, opts ufs.Options) (*FS, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	// The options are kept only to scrub secrets out of errors; never printed.
-	fsys := &FS{bucket: bucket, prefix: prefix, name: name, secrets: opts}
+	// A closure rather than a map field, so that printing an FS with %+v
+	// cannot show the secrets.
+	fsys := &FS{bucket: bucket, prefix: prefix, name: name, scrub: opts.Scrub}
 	var err error
 	if fsys.partSize, err = intOption(opts, OptPartSize, defaultPartSize, MinPartSize, 5<<30); err != nil {
 		return nil, bad("%v", err)
@@ -307,7 +308,7 @@ func (f *FS) Close() error {
 // fail builds the error of operation op on path p: mapped to the ufs sentinels,
 // on one line, scrubbed of secrets.
 func (f *FS) fail(op, p string, err error) error {
-	return f.secrets.Scrub(&ufs.Error{FS: f.name, Op: op, Path: p, Err: mapErr(err)})
+	return f.scrub(&ufs.Error{FS: f.name, Op: op, Path: p, Err: mapErr(err)})
 }
 
 // checkPaths validates paths and the context before operation op.

@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -107,6 +108,9 @@ func TestWrittenObjects(t *testing.T) {
 	fsys, srv, bucket := mount(t, "pre/fix")
 	c := srv.Client()
 	ctx := t.Context()
+	if s := fmt.Sprintf("%v %+v %#v", fsys, fsys, fsys); strings.Contains(s, srv.SecretKey) {
+		t.Fatalf("printing the FS shows the secret key")
+	}
 
 	data := []byte("hello, object store")
 	fp := ufstest.Put(t, fsys, "dir/é file.txt", data)
