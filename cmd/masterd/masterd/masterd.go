@@ -43,11 +43,12 @@ const shutdownGrace = 5 * time.Second
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return run(ctx, args, os.Stderr)
+	return Run(ctx, args, os.Stderr)
 }
 
-// run is Main with an explicit context and error output.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// Run is Main with an explicit context, whose end stops the master, and error
+// output; tests run masters in-process with it.
+func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(os.Stdout)
@@ -77,7 +78,7 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		return err
 	}
 	level, _ := parseLevel(cfg.LogLevel)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.NodeID)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	// Take the client port now, and make sure the Raft port is free, so that a
 	// port in use is a configuration error rather than a failure halfway.
@@ -104,12 +105,13 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		HeartbeatTimeout:   time.Duration(cfg.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(cfg.ElectionTimeout),
 		LeaderLeaseTimeout: time.Duration(cfg.LeaseTimeout),
-		Logger:             log,
+		Logger:             log, // the journal adds node=ID itself
 		RaftLogLevel:       cfg.RaftLogLevel,
 	})
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
+	log = log.With("node", cfg.NodeID)
 	srv, err := master.New(master.Config{Journal: node, Admin: node, Logger: log})
 	if err != nil {
 		node.Close()

@@ -80,7 +80,7 @@ func TestBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tc.args, &stderr)
+			code := Run(context.Background(), tc.args, &stderr)
 			if code != ExitConfig {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, ExitConfig, stderr.String())
 			}
@@ -105,7 +105,7 @@ func TestServeAndShutdown(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"--config", conf, "--log-level", "error"}, &stderr) }()
+	go func() { done <- Run(ctx, []string{"--config", conf, "--log-level", "error"}, &stderr) }()
 
 	c, err := client.New(client.Config{Masters: []string{rpc}})
 	if err != nil {

@@ -1,0 +1,257 @@
+// Package cli is the skyfs command: namespace commands (ls, stat, mkdir, rm,
+// mv) and administration (cluster status|add|remove|transfer-leader, journal
+// checkpoint) against a group of masters. It only parses arguments, calls
+// package client and prints; Main can be called in-process by tests.
+//
+// The masters come from --masters host:port,... or the SKYFS_MASTERS
+// environment variable. Every command takes --help. A failure prints one
+// readable line on stderr and exits non-zero: 1 when an operation failed, 2
+// for a usage error. Tabular output is also available as JSON with --output
+// json.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/skyfs/skyfs/client"
+)
+
+// Exit codes of Main.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// EnvMasters is the environment variable that lists the masters.
+const EnvMasters = "SKYFS_MASTERS"
+
+// Main runs the skyfs command with args (without the program name) and
+// returns the exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return Run(ctx, args, Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+}
+
+// Env is the outside world of one run.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// usageError is a bad command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // synopsis of the arguments
+	summary string
+	// flags declares the command's own flags.
+	flags func(fs *flag.FlagSet, o *opts)
+	run   func(ctx context.Context, r *runner, args []string) error
+}
+
+// opts are the flags of every command, and the commands' own.
+type opts struct {
+	masters string
+	output  string
+	timeout time.Duration
+
+	long, parents, recursive, force, noReplace, exchange bool
+	mode                                                 uint
+}
+
+// runner is the state of one run.
+type runner struct {
+	env Env
+	o   opts
+	c   *client.Client
+}
+
+func commands() []*command {
+	return []*command{
+		lsCmd, statCmd, mkdirCmd, rmCmd, mvCmd,
+		clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
+	}
+}
+
+// commonFlags declares the flags every command takes, with o's values as
+// defaults (so that flags given before the command carry over).
+func commonFlags(fs *flag.FlagSet, o *opts) {
+	fs.StringVar(&o.masters, "masters", o.masters, "masters as `host:port,...` (default $"+EnvMasters+")")
+	fs.StringVar(&o.output, "output", o.output, "output format: text or json")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up after this long")
+}
+
+// Run runs one command line.
+func Run(ctx context.Context, args []string, env Env) int {
+	err := dispatch(ctx, args, env)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	}
+	fmt.Fprintf(env.Stderr, "skyfs: %s\n", oneLine(err))
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+func dispatch(ctx context.Context, args []string, env Env) error {
+	o := opts{output: "text", timeout: 30 * time.Second}
+	global := flag.NewFlagSet("skyfs", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	commonFlags(global, &o)
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(env.Stdout)
+			return err
+		}
+		return usagef("%v", err)
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		printUsage(env.Stderr)
+		return usagef("no command given")
+	}
+	if rest[0] == "help" {
+		if len(rest) == 1 {
+			printUsage(env.Stdout)
+			return nil
+		}
+		rest = append(rest[1:], "--help")
+	}
+	cmd, n := findCommand(rest)
+	if cmd == nil {
+		return usagef("unknown command %q (see skyfs --help)", strings.Join(rest[:min(n, len(rest))], " "))
+	}
+	fs := flag.NewFlagSet("skyfs "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	commonFlags(fs, &o)
+	if cmd.flags != nil {
+		cmd.flags(fs, &o)
+	}
+	cmdArgs, err := parseInterspersed(fs, rest[n:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(env.Stdout, "Usage: skyfs %s [flags] %s\n\n%s\n\nFlags:\n", cmd.name, cmd.args, cmd.summary)
+			fs.SetOutput(env.Stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return usagef("%s: %v", cmd.name, err)
+	}
+	if o.output != "text" && o.output != "json" {
+		return usagef("--output %q: want text or json", o.output)
+	}
+	r := &runner{env: env, o: o}
+	masters := o.masters
+	if masters == "" {
+		masters = env.Getenv(EnvMasters)
+	}
+	if masters == "" {
+		return usagef("no masters: give --masters host:port,... or set %s", EnvMasters)
+	}
+	var list []string
+	for m := range strings.SplitSeq(masters, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			list = append(list, m)
+		}
+	}
+	if r.c, err = client.New(client.Config{Masters: list}); err != nil {
+		return usagef("%v", err)
+	}
+	defer r.c.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	return cmd.run(ctx, r, cmdArgs)
+}
+
+// findCommand matches the longest command name ("cluster status") at the
+// start of args and returns it and how many words it took.
+func findCommand(args []string) (*command, int) {
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c, len(words)
+		}
+	}
+	if len(args) > 1 && (args[0] == "cluster" || args[0] == "journal") {
+		return nil, 2
+	}
+	return nil, 1
+}
+
+// parseInterspersed parses flags placed before, between or after the
+// positional arguments; everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, tail = args[:i], args[i+1:]
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(pos, tail...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: skyfs [--masters host:port,...] COMMAND [flags] [args]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-24s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nThe masters may also come from $%s. Run skyfs COMMAND --help for a command's flags.\n", EnvMasters)
+}
+
+// oneLine renders an error on one line, with a gRPC status shown by its
+// message only (without "rpc error: code = ... desc =").
+func oneLine(err error) string {
+	msg := err.Error()
+	var gs interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if errors.As(err, &gs) {
+		msg = strings.Replace(msg, gs.Error(), gs.GRPCStatus().Message(), 1)
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// printJSON writes v as indented JSON.
+func (r *runner) printJSON(v any) error {
+	enc := json.NewEncoder(r.env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
