@@ -151,7 +151,7 @@ func TestReplayedRequest(t *testing.T) {
 	mustOK(t, "create", first.GetErrno(), first.GetMessage(), err)
 	again, err := e.ns.Create(ctx, &pb.CreateRequest{Request: id, Path: "/f", Mode: 0o644})
 	mustOK(t, "retried create", again.GetErrno(), again.GetMessage(), err)
-	if !again.Replayed || again.Attr.GetIno() != first.Attr.Ino {
+	if !again.Replayed || again.Attr.GetIno() != first.Attr.Ino || again.Ino != first.Attr.Ino {
 		t.Errorf("retry = %+v, want replayed ino %d", again, first.Attr.Ino)
 	}
 	other, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: "/f", Mode: 0o644})

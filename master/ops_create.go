@@ -21,7 +21,7 @@ func (s *Server) entryResponse(res meta.Result, err error) (*pb.EntryResponse, e
 	if res.Errno != 0 {
 		return &pb.EntryResponse{Errno: int32(res.Errno), Replayed: res.Replayed}, nil
 	}
-	return &pb.EntryResponse{Attr: s.attrOf(res), Replayed: res.Replayed}, nil
+	return &pb.EntryResponse{Attr: s.attrOf(res), Ino: res.Ino, Replayed: res.Replayed}, nil
 }
 
 // Mkdir creates a directory.

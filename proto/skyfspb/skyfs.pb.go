@@ -1373,8 +1373,11 @@ type EntryResponse struct {
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	Attr    *Attr                  `protobuf:"bytes,3,opt,name=attr,proto3" json:"attr,omitempty"`
 	// replayed says the request had already been applied and this is its first
-	// outcome.
-	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// outcome; attr is then the inode's current attributes, absent when it is
+	// gone.
+	Replayed bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// The inode created or changed (also when attr is absent).
+	Ino           uint64 `protobuf:"varint,5,opt,name=ino,proto3" json:"ino,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1435,6 +1438,13 @@ func (x *EntryResponse) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *EntryResponse) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
 }
 
 // CompleteFileRequest records the outcome of a file's upload.
@@ -3987,12 +3997,13 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\n" +
 	"new_parent\x18\x04 \x01(\x04R\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x05 \x01(\fR\anewName\x12\x19\n" +
-	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\x7f\n" +
+	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\x91\x01\n" +
 	"\rEntryResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\"\n" +
 	"\x04attr\x18\x03 \x01(\v2\x0e.skyfs.v1.AttrR\x04attr\x12\x1a\n" +
-	"\breplayed\x18\x04 \x01(\bR\breplayed\"\x93\x01\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\x12\x10\n" +
+	"\x03ino\x18\x05 \x01(\x04R\x03ino\"\x93\x01\n" +
 	"\x13CompleteFileRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
