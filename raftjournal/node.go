@@ -117,8 +117,8 @@ type Config struct {
 
 	// store, when set (tests), is used instead of opening Badger.
 	store meta.Store
-	// stock runs raft with its stock throughput settings (benchmarks).
-	stock bool
+	// tuning, when set (benchmarks), replaces ourTuning.
+	tuning *tuning
 }
 
 // Defaults of Config and the tuned raft settings (see tuning.go).
@@ -134,15 +134,16 @@ const (
 // Node is one master's journal: a raft node whose state machine is the
 // namespace in a meta.Store.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	store meta.Store
-	fsm   *fsm
-	raft  *raft.Raft
-	logs  *raftboltdb.BoltStore
-	snaps *raft.FileSnapshotStore
-	trans *raft.NetworkTransport
-	lease time.Duration
+	cfg    Config
+	log    *slog.Logger
+	store  meta.Store
+	fsm    *fsm
+	raft   *raft.Raft
+	logs   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	trans  *raft.NetworkTransport
+	rtrans raft.Transport // trans as raft uses it (see tuning.transport)
+	lease  time.Duration
 
 	notifyCh chan bool     // raft's leadership notifications
 	done     chan struct{} // closed by Close
@@ -224,19 +225,19 @@ func (n *Node) open() error {
 	if n.fsm, err = newFSM(n.store, n.log); err != nil {
 		return err
 	}
-	bopts := &bbolt.Options{Timeout: time.Second}
-	if !cfg.stock {
-		tuneBolt(bopts)
+	tune := ourTuning
+	if cfg.tuning != nil {
+		tune = *cfg.tuning
 	}
+	bopts := &bbolt.Options{Timeout: time.Second}
+	tune.bolt(bopts)
 	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: bopts})
 	if err != nil {
 		return fmt.Errorf("raftjournal: open raft log: %w", err)
 	}
-	var logStore raft.LogStore = n.logs
-	if !cfg.stock {
-		if logStore, err = raft.NewLogCache(logCacheSize, n.logs); err != nil {
-			return fmt.Errorf("raftjournal: log cache: %w", err)
-		}
+	logStore, err := tune.logStore(n.logs)
+	if err != nil {
+		return fmt.Errorf("raftjournal: log cache: %w", err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
@@ -246,6 +247,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raftjournal: raft transport: %w", err)
 	}
+	n.rtrans = tune.transport(n.trans)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -264,9 +266,7 @@ func (n *Node) open() error {
 	if cfg.TrailingLogs != 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
-	if !cfg.stock {
-		tuneRaft(rc)
-	}
+	tune.raft(rc)
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raftjournal: %w", err)
 	}
@@ -280,12 +280,19 @@ func (n *Node) open() error {
 		for _, p := range cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 		}
-		err := raft.BootstrapCluster(rc, logStore, n.logs, snaps, n.trans, raft.Configuration{Servers: servers})
+		err := raft.BootstrapCluster(rc, logStore, n.logs, snaps, n.rtrans, raft.Configuration{Servers: servers})
 		if err != nil {
 			return fmt.Errorf("raftjournal: bootstrap: %w", err)
 		}
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, logStore, n.logs, snaps, n.trans)
+	if existing {
+		// A restarted master forgot which leader it followed, and raft would
+		// let it vote at once. Waiting out one lease first keeps CheckLease's
+		// promise: a leader whose heartbeat it acknowledged before the crash
+		// holds its lease until that lease has run out.
+		time.Sleep(cfg.LeaderLeaseTimeout)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, logStore, n.logs, snaps, n.rtrans)
 	if err != nil {
 		return fmt.Errorf("raftjournal: start raft: %w", err)
 	}

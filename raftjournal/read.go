@@ -132,10 +132,15 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 // to any other candidate until it has heard nothing from us for at least
 // HeartbeatTimeout ≥ LeaderLeaseTimeout. Every quorum that could elect another
 // leader contains such a follower or this node, which would have to step down
-// first (and then Serving is false). This relies on clocks that advance at
-// nearly the same rate on every master (the margin is HeartbeatTimeout -
-// LeaderLeaseTimeout, half the heartbeat timeout by default), not on
-// synchronized clocks; time is measured with the monotonic clock. Raft itself
+// first (and then Serving is false). A follower that crashed and restarted
+// has forgotten its leader; Open waits LeaderLeaseTimeout before it starts raft
+// on existing state, so it cannot vote within a lease it helped confirm. A
+// leadership transfer lets the target collect votes at once; this node stops
+// serving, and so fails CheckLease, before it starts one. This relies on
+// clocks that advance at nearly the same rate on every master (the margin is
+// HeartbeatTimeout - LeaderLeaseTimeout, half the heartbeat timeout by
+// default), not on synchronized clocks; time is measured with the monotonic
+// clock. Raft itself
 // also steps down a leader that has not heard from a quorum within
 // LeaderLeaseTimeout.
 //

@@ -1,0 +1,333 @@
+package raftjournal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// The benchmarks measure the write path: three masters on loopback TCP, every
+// log entry fsynced on a quorum.
+//
+//	go test -run '^$' -bench . -benchtime 3s -count 3 ./raftjournal/
+//
+// BenchmarkBareRaft is the ceiling: hashicorp/raft alone, raft-boltdb/v2, a
+// counting FSM and 100-byte commands. BenchmarkNodeCreate is this package:
+// Node.Propose of meta create-file entries into Badger. Each runs with raft's
+// stock throughput settings and with ours (tuning.go), from 1 to 256 clients,
+// and reports ops/s and the median latency of one operation.
+
+// benchClients are the client counts; RAFTJOURNAL_CLIENTS=1,64 overrides.
+func benchClients() []int {
+	v := os.Getenv("RAFTJOURNAL_CLIENTS")
+	if v == "" {
+		return []int{1, 16, 64, 256}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	return out
+}
+
+// runClients runs b.N operations from clients goroutines and reports the rate
+// and the median latency.
+func runClients(b *testing.B, clients int, op func(i int) error) {
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if err := op(i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(0, "ns/op")
+}
+
+// countFSM is the trivial state machine of the bare benchmark.
+type countFSM struct{ n atomic.Uint64 }
+
+func (f *countFSM) Apply(*raft.Log) interface{}         { return f.n.Add(1) }
+func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return countSnap(f.n.Load()), nil }
+func (f *countFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+type countSnap uint64
+
+func (countSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
+func (countSnap) Release()                          {}
+
+// bareCluster starts three plain raft nodes and returns the leader.
+func bareCluster(b *testing.B, tune tuning) (*raft.Raft, func()) {
+	hl := newHCLogger(slog.New(slog.NewTextHandler(io.Discard, nil)), "error")
+	var servers []raft.Server
+	var addrs []string
+	for i := range 3 {
+		addrs = append(addrs, freeAddr(b))
+		servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprint(i)), Address: raft.ServerAddress(addrs[i])})
+	}
+	var nodes []*raft.Raft
+	var closers []func()
+	for i := range 3 {
+		dir := b.TempDir()
+		rc := raft.DefaultConfig()
+		rc.LocalID = servers[i].ID
+		rc.Logger = hl
+		bopts := &bbolt.Options{Timeout: time.Second}
+		tune.raft(rc)
+		tune.bolt(bopts)
+		bs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: bopts})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ls, err := tune.logStore(bs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hl)
+		if err != nil {
+			b.Fatal(err)
+		}
+		addr, _ := net.ResolveTCPAddr("tcp", addrs[i])
+		trans, err := raft.NewTCPTransportWithLogger(addrs[i], addr, transportPool, transportTimeout, hl)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt := tune.transport(trans)
+		if err := raft.BootstrapCluster(rc, ls, bs, snaps, rt, raft.Configuration{Servers: servers}); err != nil {
+			b.Fatal(err)
+		}
+		r, err := raft.NewRaft(rc, &countFSM{}, ls, bs, snaps, rt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, r)
+		closers = append(closers, func() {
+			r.Shutdown().Error()
+			trans.Close()
+			bs.Close()
+		})
+	}
+	var leader *raft.Raft
+	waitFor(b, 20*time.Second, "a leader", func() bool {
+		for _, r := range nodes {
+			if r.State() == raft.Leader {
+				leader = r
+				return true
+			}
+		}
+		return false
+	})
+	return leader, func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+}
+
+// benchTunings are the configurations benchmarked: RAFTJOURNAL_TUNE picks
+// variants for exploring (see tuningVariants).
+func benchTunings() []string {
+	if v := os.Getenv("RAFTJOURNAL_TUNE"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"stock", "tuned"}
+}
+
+// tuningVariants are stock, ours, and stock plus one of our settings.
+var tuningVariants = map[string]tuning{
+	"stock":      stockTuning,
+	"tuned":      ourTuning,
+	"mae":        {maxAppendEntries: ourTuning.maxAppendEntries},
+	"batchapply": {maxAppendEntries: 64, batchApplyCh: true},
+	"cache":      {maxAppendEntries: 64, logCache: ourTuning.logCache},
+	"freelist":   {maxAppendEntries: 64, boltFreelist: true},
+	"nopipeline": {maxAppendEntries: 64, noPipeline: true},
+	"nopipe+mae": {maxAppendEntries: ourTuning.maxAppendEntries, noPipeline: true},
+}
+
+func BenchmarkBareRaft(b *testing.B) {
+	for _, name := range benchTunings() {
+		b.Run("config="+name, func(b *testing.B) {
+			leader, stop := bareCluster(b, tuningVariants[name])
+			defer stop()
+			cmd := make([]byte, 100)
+			for _, clients := range benchClients() {
+				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+					runClients(b, clients, func(int) error { return leader.Apply(cmd, 0).Error() })
+				})
+			}
+		})
+	}
+}
+
+func BenchmarkNodeCreate(b *testing.B) {
+	for _, name := range benchTunings() {
+		b.Run("config="+name, func(b *testing.B) {
+			c := newCluster(b, 3, func(cfg *Config) {
+				t := tuningVariants[name]
+				cfg.tuning = &t
+				cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, time.Second
+			})
+			defer c.closeAll()
+			l := c.nodes[c.leader()]
+			ctx := context.Background()
+			for _, clients := range benchClients() {
+				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+					b.ResetTimer()
+					runClients(b, clients, func(i int) error {
+						res, err := l.Propose(ctx, createEntry(fmt.Sprintf("c%d-%d-%d", clients, b.N, i)))
+						if err == nil && res.Errno != 0 {
+							err = res.Errno
+						}
+						return err
+					})
+				})
+			}
+		})
+	}
+}
+
+// burst runs op from clients goroutines for d and returns the rate and the
+// median latency.
+func burst(clients int, d time.Duration, op func(i int) error) (float64, time.Duration, error) {
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	stop := start.Add(d)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				i := int(next.Add(1))
+				t0 := time.Now()
+				if err := op(i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, 0, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	return float64(len(all)) / elapsed.Seconds(), all[len(all)/2], nil
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// BenchmarkInterleaved compares configurations on a noisy machine: it starts a
+// bare raft cluster and a Node cluster for each of stock and tuned settings
+// (RAFTJOURNAL_TUNE picks others), then runs short bursts on each in turn,
+// several rounds, and reports the median rate and median latency of each
+// cluster per client count. Run it with -benchtime 1x:
+//
+//	go test -run '^$' -bench Interleaved -benchtime 1x ./raftjournal/
+func BenchmarkInterleaved(b *testing.B) {
+	const rounds, burstLen = 5, 1500 * time.Millisecond
+	type target struct {
+		name string
+		op   func(clients, i int) error
+	}
+	var targets []target
+	cmd := make([]byte, 100)
+	for _, name := range benchTunings() {
+		leader, stop := bareCluster(b, tuningVariants[name])
+		b.Cleanup(stop)
+		targets = append(targets, target{"bare-" + name, func(_, _ int) error { return leader.Apply(cmd, 0).Error() }})
+	}
+	for _, name := range benchTunings() {
+		c := newCluster(b, 3, func(cfg *Config) {
+			t := tuningVariants[name]
+			cfg.tuning = &t
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, time.Second
+		})
+		var l atomic.Pointer[Node]
+		l.Store(c.nodes[c.leader()])
+		targets = append(targets, target{"node-" + name, func(clients, i int) error {
+			for {
+				res, err := l.Load().Propose(context.Background(), createEntry(fmt.Sprintf("c%d-%d", clients, i)))
+				if errors.Is(err, ErrNotLeader) { // the machine is noisy: elections happen
+					l.Store(c.nodes[c.leader()])
+					continue
+				}
+				if err == nil && res.Errno != 0 {
+					err = res.Errno
+				}
+				return err
+			}
+		}})
+	}
+	for _, clients := range benchClients() {
+		rates := make(map[string][]float64)
+		lats := make(map[string][]float64)
+		for r := range rounds {
+			for _, t := range targets {
+				rate, p50, err := burst(clients, burstLen, func(i int) error { return t.op(clients, r<<32|i) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				rates[t.name] = append(rates[t.name], rate)
+				lats[t.name] = append(lats[t.name], float64(p50.Microseconds()))
+			}
+		}
+		for _, t := range targets {
+			b.Logf("clients=%-3d %-16s ops/s %8.0f  p50 %6.0f µs   (rounds: %.0f)", clients, t.name,
+				median(rates[t.name]), median(lats[t.name]), rates[t.name])
+		}
+	}
+}
