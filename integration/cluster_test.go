@@ -344,3 +344,9 @@ func listAll(ctx context.Context, t testing.TB, cl *client.Client, dir string) m
 	}
 	return out
 }
+
+// readLog returns nd's log so far.
+func readLog(nd *node) (string, error) {
+	b, err := os.ReadFile(nd.logPath)
+	return string(b), err
+}
