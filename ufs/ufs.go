@@ -25,6 +25,9 @@
 //   - A ranged read at or beyond the end of a file returns no bytes and no error
 //     other than io.EOF from the reader, like read(2).
 //
+// Backends register themselves from init functions; a program chooses the backends
+// it supports by importing them, e.g. import _ "github.com/skyfs/skyfs/ufs/s3".
+//
 // Package ufs must never import anything else from this module, never log, and
 // never let a secret (a secret access key, a session token, a password) appear in an
 // error message or an Options string.
@@ -125,7 +128,8 @@ type Fingerprint struct {
 	Size int64
 	// ETag is the UFS's content tag or version: the S3 ETag (quotes removed),
 	// or a tag the backend derives from its own metadata (inode or file ID,
-	// size, modification time). It is the same in Stat and List.
+	// size, modification time). For a file it is the same in Stat and List;
+	// directory fingerprints are informational (an S3 listing has none).
 	ETag string
 	// ModTime is the UFS's last-modified time, at the precision every call of
 	// the backend reports (whole seconds on S3).

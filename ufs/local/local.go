@@ -248,7 +248,8 @@ func (f *FS) Delete(ctx context.Context, p string) error {
 }
 
 // Rename implements ufs.FileSystem. It is one rename(2), atomic for files and
-// directories alike.
+// directories alike, except that a directory replacing an existing empty directory
+// first removes it (Go's rename refuses a directory target).
 func (f *FS) Rename(ctx context.Context, src, dst string) error {
 	dstPath := dst
 	if err := f.check(ctx, "rename", src, dst); err != nil {
