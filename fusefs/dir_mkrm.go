@@ -1,0 +1,139 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/skyfs/skyfs/meta"
+)
+
+// owner returns who owns a new inode in n: the caller, with the group of n
+// when n is set-group-ID (as on Linux), and whether the new inode, if a
+// directory, inherits the set-group-ID bit.
+func (n *Node) owner(ctx context.Context) (Caller, bool) {
+	c := callerOf(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attr.Mode&syscall.S_ISGID != 0 {
+		c.GID = n.attr.GID
+		return c, true
+	}
+	return c, false
+}
+
+// Mkdir implements gofs.NodeMkdirer.
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.m.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	c, sgid := n.owner(ctx)
+	mode &= 0o7777
+	if sgid {
+		mode |= syscall.S_ISGID
+	}
+	a, err := n.m.ns.Mkdir(ctx, n.ino(), name, mode, c)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.childNode(ctx, name, a, out), 0
+}
+
+// Rmdir implements gofs.NodeRmdirer.
+func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.m.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return toErrno(n.m.ns.Rmdir(ctx, n.ino(), name))
+}
+
+// Unlink implements gofs.NodeUnlinker.
+func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.m.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return toErrno(n.m.ns.Unlink(ctx, n.ino(), name))
+}
+
+// Create implements gofs.NodeCreater: the master creates the inode, and the
+// returned handle writes its content (an empty file is uploaded on close).
+func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if n.m.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	c, _ := n.owner(ctx)
+	a, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	ch := n.childNode(ctx, name, a, out)
+	cn, ok := ch.Operations().(*Node)
+	if !ok {
+		return nil, nil, 0, syscall.EIO
+	}
+	h, fuseFlags, errno := cn.openWriter(ctx, flags, true)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	cn.fill(&out.Attr)
+	return ch, h, fuseFlags, 0
+}
+
+// Symlink implements gofs.NodeSymlinker.
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.m.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	c, _ := n.owner(ctx)
+	a, err := n.m.ns.Symlink(ctx, n.ino(), name, target, c)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.childNode(ctx, name, a, out), 0
+}
+
+// Readlink implements gofs.NodeReadlinker. A symlink's target never
+// changes, so the one seen at lookup is answered.
+func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	typ, target := n.attr.Type, n.attr.Target
+	n.mu.Unlock()
+	if typ != meta.TypeSymlink {
+		return nil, syscall.EINVAL
+	}
+	if len(target) == 0 {
+		a, err := n.m.ns.GetAttr(ctx, n.ino())
+		if err != nil {
+			return nil, toErrno(err)
+		}
+		n.setAttr(a)
+		target = a.Target
+	}
+	return append([]byte(nil), target...), 0
+}
+
+// Link implements gofs.NodeLinker. A UFS that cannot make hard links (an
+// object store) refuses with EPERM.
+func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.m.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	tn, ok := target.(*Node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	loc, err := n.location(ctx)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	if !loc.FS.Capabilities().HardLinks {
+		return nil, syscall.EPERM
+	}
+	a, err := n.m.ns.Link(ctx, tn.ino(), n.ino(), name)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.childNode(ctx, name, a, out), 0
+}
