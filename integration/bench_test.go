@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skyfs/skyfs/client"
+	pb "github.com/skyfs/skyfs/proto/skyfspb"
+)
+
+// BenchmarkMeta measures metadata operations through gRPC against one and
+// three masters on loopback (the journal fsyncs every commit), with 1, 16 and
+// 64 concurrent clients. ns/op is wall time per operation across all clients;
+// ops/s is the throughput.
+//
+//	go test -run '^$' -bench BenchmarkMeta -benchtime 2000x ./integration
+func BenchmarkMeta(b *testing.B) {
+	for _, masters := range []int{1, 3} {
+		b.Run(fmt.Sprintf("masters=%d", masters), func(b *testing.B) {
+			c := newCluster(b, masters)
+			ctx := context.Background()
+			setup := c.client(client.Config{})
+			if _, err := setup.Create(ctx, &pb.CreateRequest{Path: "/statme", Mode: 0o644}); err != nil {
+				b.Fatal(err)
+			}
+			var run atomic.Int64
+			for _, op := range []string{"create", "mkdir", "stat", "rename"} {
+				for _, clients := range []int{1, 16, 64} {
+					b.Run(fmt.Sprintf("op=%s/clients=%d", op, clients), func(b *testing.B) {
+						dir := fmt.Sprintf("/run%d", run.Add(1))
+						if _, err := setup.Mkdir(ctx, &pb.MkdirRequest{Path: dir, Mode: 0o755}); err != nil {
+							b.Fatal(err)
+						}
+						cls := make([]*client.Client, clients)
+						for i := range cls {
+							cls[i] = c.client(client.Config{})
+							if op == "rename" {
+								if _, err := cls[i].Create(ctx, &pb.CreateRequest{Path: fmt.Sprintf("%s/%d-0", dir, i), Mode: 0o644}); err != nil {
+									b.Fatal(err)
+								}
+							}
+						}
+						benchOps(b, cls, func(cl *client.Client, i, n int) error {
+							var err error
+							switch op {
+							case "create":
+								_, err = cl.Create(ctx, &pb.CreateRequest{Path: fmt.Sprintf("%s/%d-%d", dir, i, n), Mode: 0o644})
+							case "mkdir":
+								_, err = cl.Mkdir(ctx, &pb.MkdirRequest{Path: fmt.Sprintf("%s/%d-%d", dir, i, n), Mode: 0o755})
+							case "stat":
+								_, err = cl.Stat(ctx, "/statme")
+							case "rename":
+								_, err = cl.Rename(ctx, &pb.RenameRequest{
+									OldPath: fmt.Sprintf("%s/%d-%d", dir, i, n%2),
+									NewPath: fmt.Sprintf("%s/%d-%d", dir, i, (n+1)%2),
+								})
+							}
+							return err
+						})
+					})
+				}
+			}
+		})
+	}
+}
+
+// benchOps runs b.N operations spread over the clients and reports the
+// throughput and the median latency of one operation.
+func benchOps(b *testing.B, cls []*client.Client, op func(cl *client.Client, i, n int) error) {
+	var next atomic.Int64
+	lat := make([][]time.Duration, len(cls))
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for i, cl := range cls {
+		wg.Go(func() {
+			for n := 0; next.Add(1) <= int64(b.N); n++ {
+				t0 := time.Now()
+				if err := op(cl, i, n); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
+}
+
+// BenchmarkFailover kills the leader of a three-master cluster ten times
+// while four clients create files, and reports the median and worst time
+// from the kill until a write is acknowledged again.
+//
+//	go test -run '^$' -bench BenchmarkFailover -benchtime 1x ./integration
+func BenchmarkFailover(b *testing.B) {
+	const kills = 10
+	c := newCluster(b, 3)
+	ctx := context.Background()
+	setup := c.client(client.Config{})
+	if _, err := setup.Mkdir(ctx, &pb.MkdirRequest{Path: "/fo", Mode: 0o755}); err != nil {
+		b.Fatal(err)
+	}
+	var times []time.Duration
+	for iter := range b.N {
+		w := startWriters(c, 4, "/fo", fmt.Sprintf("i%d", iter), client.Config{CallTimeout: 500 * time.Millisecond})
+		for k := range kills {
+			w.waitAcks(b, w.n.Load()+50, 60*time.Second)
+			old := c.leader()
+			if old == nil {
+				b.Fatal("no leader")
+			}
+			killed := time.Now()
+			c.kill(old)
+			var back time.Time
+			waitFor(b, 60*time.Second, "a write after the kill", func() bool {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				for _, a := range w.acks[max(0, len(w.acks)-64):] {
+					if a.at.After(killed) && a.by != old.rpc && (back.IsZero() || a.at.Before(back)) {
+						back = a.at
+					}
+				}
+				return !back.IsZero()
+			})
+			d := back.Sub(killed)
+			times = append(times, d)
+			b.Logf("kill %d of %s: writes acknowledged again after %v", k+1, old.id, d.Round(time.Millisecond))
+			// Bring it back and let it catch up before the next kill, so that
+			// each kill leaves a quorum.
+			c.start(old)
+			l := c.waitLeader(30 * time.Second)
+			want := c.status(l).AppliedIndex
+			waitFor(b, 30*time.Second, old.id+" to catch up", func() bool {
+				m := c.status(old)
+				return m != nil && m.AppliedIndex >= want
+			})
+		}
+		w.finish()
+		for _, err := range w.errs {
+			b.Errorf("client error: %v", err)
+		}
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "median-ms")
+	b.ReportMetric(float64(times[len(times)-1].Milliseconds()), "worst-ms")
+}
