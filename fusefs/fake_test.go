@@ -350,11 +350,17 @@ func (f *fakeNS) SetAttr(ctx context.Context, ino meta.Ino, req SetAttrRequest) 
 	return f.mutate(op)
 }
 
-func (f *fakeNS) CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint) (*meta.Attr, error) {
+// CompleteFile records the upload and then the modification time (a master
+// would do both in one entry).
+func (f *fakeNS) CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint, mtimeNs int64) (*meta.Attr, error) {
 	f.completes.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mutate(&metapb.CompleteFile{Ino: ino, Size: size, Ufs: fp.PB()})
+	a, err := f.mutate(&metapb.CompleteFile{Ino: ino, Size: size, Ufs: fp.PB()})
+	if err != nil || mtimeNs == 0 {
+		return a, err
+	}
+	return f.mutate(&metapb.SetAttr{Ino: ino, Valid: meta.SetAttrMtime, MtimeNs: mtimeNs})
 }
 
 func (f *fakeNS) GetXattr(ctx context.Context, ino meta.Ino, name string) ([]byte, error) {

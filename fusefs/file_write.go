@@ -47,8 +47,10 @@ type writeState struct {
 	streamOff int64    // bytes given to stream
 	cancel    context.CancelFunc
 	// mtime, when not zero, is a modification time set while the content
-	// was dirty; it is applied again after the upload.
-	mtime int64
+	// was dirty; it is recorded with the upload. mtime0 is the file's
+	// modification time when the state was made (for content uploaded
+	// without a local change: a new empty file).
+	mtime, mtime0 int64
 
 	// The size and modification time of local content; read without mu.
 	size     atomic.Int64
@@ -64,7 +66,7 @@ func (n *Node) acquireWriteState(c content, created bool) *writeState {
 	defer n.mu.Unlock()
 	ws := n.ws
 	if ws == nil {
-		ws = &writeState{n: n, base: c}
+		ws = &writeState{n: n, base: c, mtime0: n.attr.Mtime}
 		if created {
 			ws.dirty = true // an empty file is uploaded too
 		}
@@ -401,9 +403,16 @@ func (ws *writeState) commitLocked(ctx context.Context) syscall.Errno {
 			return syscall.EIO
 		}
 	}
+	mtime := ws.mtime
+	if mtime == 0 {
+		mtime = ws.modNs.Load()
+	}
+	if mtime == 0 {
+		mtime = ws.mtime0
+	}
 	a, err := n.m.ns.CompleteFile(ctx, n.ino(), uint64(size), meta.Fingerprint{
 		Size: fp.Size, ETag: fp.ETag, MtimeNs: fp.ModTime.UnixNano(),
-	})
+	}, mtime)
 	if isErrno(err, syscall.ENOENT) {
 		ws.dirty = false
 		return 0
@@ -412,14 +421,7 @@ func (ws *writeState) commitLocked(ctx context.Context) syscall.Errno {
 		n.m.log.Printf("fusefs: complete inode %d: %v", n.ino(), err)
 		return toErrno(err)
 	}
-	if ws.mtime != 0 {
-		// A modification time set after the last write (cp -p, tar) wins
-		// over the upload's.
-		if b, err := n.m.ns.SetAttr(ctx, n.ino(), SetAttrRequest{Valid: meta.SetAttrMtime, MtimeNs: ws.mtime}); err == nil {
-			a = b
-		}
-		ws.mtime = 0
-	}
+	ws.mtime, ws.mtime0 = 0, a.Mtime
 	ws.dirty = false
 	ws.canStream = false
 	ws.streamOff = 0

@@ -50,9 +50,11 @@ type Namespace interface {
 	Rename(ctx context.Context, oldParent meta.Ino, oldName string, newParent meta.Ino, newName string, flags uint32) error
 	// SetAttr changes the attributes of ino that req selects.
 	SetAttr(ctx context.Context, ino meta.Ino, req SetAttrRequest) (*meta.Attr, error)
-	// CompleteFile records a finished upload of ino: its size and the
-	// fingerprint of the UFS object now holding its content.
-	CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint) (*meta.Attr, error)
+	// CompleteFile records a finished upload of ino: its size, the
+	// fingerprint of the UFS object now holding its content, and its
+	// modification time (the time of the last local write, which the
+	// kernel has already shown; 0 takes the master's clock).
+	CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint, mtimeNs int64) (*meta.Attr, error)
 
 	// GetXattr returns the value of the extended attribute name of ino
 	// (ENODATA when there is none).
