@@ -480,3 +480,23 @@ func (w *failWriter) Close() (ufs.Fingerprint, error) {
 func joinName(prefix string, n int) string {
 	return prefix + strings.Repeat("x", n-len(prefix))
 }
+
+// readOnlyFile records a file that already exists in the UFS (as a listing load
+// would) as name in dir.
+func (f *fakeNS) readOnlyFile(t testing.TB, dir meta.Ino, name, ufsDir string) {
+	t.Helper()
+	fsys, p, err := f.where(dir, name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := fsys.Stat(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fp := &metapb.Fingerprint{Size: fi.Size, Etag: fi.ETag, MtimeNs: fi.ModTime.UnixNano()}
+	if _, err := f.mutate(&metapb.CreateFile{Parent: dir, Name: []byte(name), Mode: 0o644, Persist: metapb.PersistState_PERSISTED, Ufs: fp}); err != nil {
+		t.Fatal(err)
+	}
+}

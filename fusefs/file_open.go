@@ -100,10 +100,14 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	c := contentOf(loc, a)
 	h := &fileHandle{n: n, flags: flags, c: c}
-	if n.m.passthrough && c.size > 0 && n.reservePassthrough(c.key) {
+	n.m.handles.Add(1)
+	// O_DIRECT stays on the ordinary path: through passthrough it would
+	// reach the cache file and take on its filesystem's alignment rules.
+	if n.m.passthrough && c.size > 0 && flags&syscall.O_DIRECT == 0 && n.reservePassthrough(c.key) {
 		pt, ok, err := n.m.cache.OpenComplete(c.key, c.size)
 		if err == nil && ok {
 			h.pt, h.mode, h.own = pt, ioPassthrough, true
+			n.m.passthroughs.Add(1)
 			n.mu.Lock()
 			n.lastOpen = c
 			n.mu.Unlock()
@@ -183,6 +187,7 @@ func (n *Node) openWriter(ctx context.Context, flags uint32, created bool) (gofs
 	}
 	c := contentOf(loc, a)
 	h := &fileHandle{n: n, flags: flags, c: c}
+	n.m.handles.Add(1)
 	h.ws = n.acquireWriteState(c, created)
 	return h, n.beginOpen(h, c), 0
 }
@@ -212,6 +217,7 @@ func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 		h.own = false
 	}
 	n.mu.Unlock()
+	n.m.handles.Add(-1)
 	return 0
 }
 

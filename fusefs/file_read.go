@@ -41,6 +41,7 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	if !ok {
 		return nil, syscall.EBADF
 	}
+	n.m.reads.Add(1)
 	n.mu.Lock()
 	ws := n.ws
 	n.mu.Unlock()

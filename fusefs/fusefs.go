@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -173,14 +174,25 @@ type mount struct {
 	// offer it.
 	passthrough bool
 	server      *fuse.Server
+
+	// Counters for tests and benchmarks.
+	reads        atomic.Int64 // FUSE read requests served
+	passthroughs atomic.Int64 // opens answered with passthrough
+	handles      atomic.Int64 // file handles open
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and
 // starts serving. The caller unmounts with the returned server's Unmount (and
 // may Wait for the serve loop to end).
 func Mount(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Server, error) {
+	srv, _, err := mountFS(dir, ns, c, opts)
+	return srv, err
+}
+
+// mountFS is Mount, also returning the mount's state (for tests).
+func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Server, *mount, error) {
 	if ns == nil || c == nil || opts.StagingDir == "" {
-		return nil, fmt.Errorf("%w: a namespace, a cache and a staging directory are required", ErrInvalidOptions)
+		return nil, nil, fmt.Errorf("%w: a namespace, a cache and a staging directory are required", ErrInvalidOptions)
 	}
 	if opts.MaxWrite == 0 {
 		opts.MaxWrite = DefaultMaxWrite
@@ -205,14 +217,14 @@ func Mount(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Server
 		m.log = log.Default()
 	}
 	if err := prepareStaging(opts.StagingDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rootAttr, err := ns.GetAttr(ctx, meta.RootIno)
 	if err != nil {
-		return nil, fmt.Errorf("fusefs: root attributes: %w", err)
+		return nil, nil, fmt.Errorf("fusefs: root attributes: %w", err)
 	}
 	root := m.newNode(rootAttr)
 
@@ -229,6 +241,9 @@ func Mount(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Server
 		ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO,
 		// Asynchronous requests (read-ahead) in flight at once.
 		MaxBackground: 64,
+		// Replies are memory buffers: splicing gains nothing, and go-fuse
+		// cannot splice a reply larger than a pipe.
+		DisableSplice: true,
 	}
 	if opts.DefaultPermissions {
 		mo.Options = append(mo.Options, "default_permissions")
@@ -251,11 +266,11 @@ func Mount(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Server
 	}
 	server, err := gofs.Mount(dir, root, fo)
 	if err != nil {
-		return nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
 	}
 	m.server = server
 	m.passthrough = !opts.DisablePassthrough && server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
-	return server, nil
+	return server, m, nil
 }
 
 // prepareStaging creates the staging directory and removes what a previous

@@ -22,6 +22,7 @@ type env struct {
 	ns      *fakeNS
 	c       *cache.Cache
 	srv     *fuse.Server
+	m       *mount
 	mnt     string // mount point
 	ufs     string // the root UFS directory
 	dir     string // the cache directory
@@ -32,6 +33,12 @@ type env struct {
 // newEnv mounts a fresh namespace. The mount point and the UFS directory have
 // paths of the same length, so paths near PATH_MAX fit in both.
 func newEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	return newEnvCache(t, opts, cache.Options{Capacity: 4 << 30})
+}
+
+// newEnvCache is newEnv with a cache configured by co.
+func newEnvCache(t testing.TB, opts Options, co cache.Options) *env {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("mounting needs root")
@@ -54,7 +61,7 @@ func newEnv(t testing.TB, opts Options) *env {
 		}
 	}
 	e.ns = newFakeNS(t, e.ufs)
-	c, err := cache.Open(e.dir, cache.Options{Capacity: 4 << 30})
+	c, err := cache.Open(e.dir, co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +70,12 @@ func newEnv(t testing.TB, opts Options) *env {
 	if opts.Logger == nil {
 		opts.Logger = log.New(e.logBuf, "", 0)
 	}
-	srv, err := Mount(e.mnt, e.ns, c, opts)
+	srv, m, err := mountFS(e.mnt, e.ns, c, opts)
 	if err != nil {
 		c.Close()
 		t.Fatalf("mount: %v", err)
 	}
-	e.srv = srv
+	e.srv, e.m = srv, m
 	t.Cleanup(func() {
 		e.unmount()
 		if err := c.Close(); err != nil {
@@ -97,6 +104,19 @@ func (e *env) unmount() {
 	}
 	e.srv.Wait()
 	e.srv = nil
+}
+
+// waitIdle waits until the kernel has released every file handle (release
+// follows close asynchronously).
+func (e *env) waitIdle() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.m.handles.Load() != 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d file handles still open", e.m.handles.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // path returns the path of name under the mount point.
