@@ -40,8 +40,9 @@ proto:
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
 		$$(cd proto && find . -name '*.proto' | sed 's|^\./||')
 
+# A local skyfs: three masters on loopback and, once built, a mount at ./mnt.
 run: build
-	@echo "skyfs: make run starts a local 3-master cluster once masterd and mountd land"
+	@scripts/run.sh
 
 install: build
 	install -m 0755 $(BIN)/masterd $(BIN)/mountd $(BIN)/skyfs $(PREFIX)/bin/
