@@ -111,9 +111,9 @@ func init() {
 type FS struct {
 	client            *s3.Client
 	bucket            string
-	prefix            string // "" or "some/prefix/"
-	name              string // "s3://bucket/prefix" for messages
-	endpoint          string // for messages
+	prefix            string            // "" or "some/prefix/"
+	name              string            // "s3://bucket/prefix" for messages
+	endpoint          string            // for messages
 	scrub             func(error) error // removes secret option values from a message
 	partSize          int
 	uploadConcurrency int

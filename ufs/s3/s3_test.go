@@ -2,10 +2,10 @@ package s3_test
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"

@@ -140,8 +140,9 @@ func (f *FS) Create(ctx context.Context, p string) (ufs.Writer, error) {
 
 // writer is a streaming multipart upload. Data fills buf; a full buf is handed
 // to a goroutine that uploads it as one part while the caller goes on filling
-// another buffer. At most uploadConcurrency parts are in flight; a Write that
-// needs a buffer while all are busy waits for one to come back.
+// another buffer. At most uploadConcurrency parts are in flight (slots), and at
+// most uploadConcurrency+1 buffers exist (free): a Write that finds them all
+// busy waits for an upload to finish.
 type writer struct {
 	f      *FS
 	op     string
@@ -150,9 +151,10 @@ type writer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	buf      []byte      // the part being filled
-	free     chan []byte // buffers back from finished uploads
-	made     int         // buffers allocated so far
+	buf      []byte        // the part being filled
+	free     chan []byte   // buffers back from finished uploads
+	slots    chan struct{} // one token per part in flight
+	made     int           // buffers allocated so far
 	uploadID string
 	nextPart int32
 	size     int64
@@ -168,7 +170,8 @@ func (f *FS) newWriter(ctx context.Context, op, p string) *writer {
 	c, cancel := context.WithCancel(ctx)
 	return &writer{
 		f: f, op: op, path: p, key: f.Key(p), ctx: c, cancel: cancel,
-		free: make(chan []byte, f.uploadConcurrency+1),
+		free:  make(chan []byte, f.uploadConcurrency+1),
+		slots: make(chan struct{}, f.uploadConcurrency),
 	}
 }
 
@@ -262,13 +265,22 @@ func (w *writer) flush() error {
 		w.setErr(err)
 		return err
 	}
+	// Wait for an upload slot: at most uploadConcurrency parts in flight.
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.f.fail(w.op, w.path, w.ctx.Err())
+	}
 	w.nextPart++
 	num, buf := w.nextPart, w.buf
 	w.buf = nil
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		defer func() { w.free <- buf }()
+		defer func() {
+			w.free <- buf
+			<-w.slots
+		}()
 		out, err := w.f.client.UploadPart(w.ctx, &s3.UploadPartInput{
 			Bucket:            &w.f.bucket,
 			Key:               &w.key,
