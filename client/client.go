@@ -26,7 +26,7 @@ const (
 	DefaultCallTimeout  = 3 * time.Second
 	DefaultRetryTimeout = 60 * time.Second
 	DefaultMinBackoff   = 20 * time.Millisecond
-	DefaultMaxBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 200 * time.Millisecond
 )
 
 // Config configures a Client.

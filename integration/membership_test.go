@@ -81,5 +81,24 @@ func TestAddMemberBySnapshot(t *testing.T) {
 	if _, err := only.Create(ctx, &pb.CreateRequest{Path: "/m/after", Mode: 0o644}); err != nil {
 		t.Errorf("create through m4: %v", err)
 	}
+	// Remove a follower: the cluster goes on with three members.
+	gone := c.nodes[0]
+	c.mustCLI("cluster", "remove", gone.id)
+	waitFor(t, 30*time.Second, gone.id+" to leave the configuration", func() bool {
+		st, err := only.Status(ctx)
+		if err != nil || len(st.Members) != 3 {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.Id == gone.id {
+				return false
+			}
+		}
+		return true
+	})
+	c.stop(gone)
+	if _, err := only.Create(ctx, &pb.CreateRequest{Path: "/m/after-remove", Mode: 0o644}); err != nil {
+		t.Errorf("create after removing %s: %v", gone.id, err)
+	}
 	t.Logf("m4 installed a snapshot at index %d (leader checkpoint at %d) and serves %d entries", m.LastSnapshotIndex, snapIdx, len(names))
 }

@@ -133,7 +133,7 @@ func parseArgs(args []string) (*Config, error) {
 	var path, ignored string
 	set := flagSet(&cfg, &ignored) // puts the defaults into cfg
 	fs := flagSet(&Config{}, &path)
-	fs.SetOutput(discard{})
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -177,10 +177,6 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: masterd --id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT (--peers LIST | --join) [flags]\n\n")
 	fs.PrintDefaults()
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // peers parses and checks the peer list against this master.
 func (c *Config) peers() ([]raftjournal.Peer, error) {
