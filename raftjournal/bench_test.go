@@ -49,7 +49,8 @@ func benchClients() []int {
 
 // runClients runs b.N operations from clients goroutines and reports the rate
 // and the median latency.
-func runClients(b *testing.B, clients int, op func(i int) error) {
+func runClients(b *testing.B, clients int, commits *atomic.Int64, op func(i int) error) {
+	before := commits.Load()
 	var next atomic.Int64
 	lat := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
@@ -84,7 +85,24 @@ func runClients(b *testing.B, clients int, op func(i int) error) {
 	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(commits.Load()-before)/float64(b.N), "logcommits/op")
 	b.ReportMetric(0, "ns/op")
+}
+
+// countingLog counts the commits (one fsync each) of a log store.
+type countingLog struct {
+	raft.LogStore
+	commits *atomic.Int64
+}
+
+func (c countingLog) StoreLog(l *raft.Log) error {
+	c.commits.Add(1)
+	return c.LogStore.StoreLog(l)
+}
+
+func (c countingLog) StoreLogs(l []*raft.Log) error {
+	c.commits.Add(1)
+	return c.LogStore.StoreLogs(l)
 }
 
 // countFSM is the trivial state machine of the bare benchmark.
@@ -100,7 +118,7 @@ func (countSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (countSnap) Release()                          {}
 
 // bareCluster starts three plain raft nodes and returns the leader.
-func bareCluster(b *testing.B, tune tuning) (*raft.Raft, func()) {
+func bareCluster(b *testing.B, tune tuning, commits *atomic.Int64) (*raft.Raft, func()) {
 	hl := newHCLogger(slog.New(slog.NewTextHandler(io.Discard, nil)), "error")
 	var servers []raft.Server
 	var addrs []string
@@ -122,7 +140,7 @@ func bareCluster(b *testing.B, tune tuning) (*raft.Raft, func()) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ls, err := tune.logStore(bs)
+		ls, err := tune.logStore(countingLog{bs, commits})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -169,8 +187,16 @@ func bareCluster(b *testing.B, tune tuning) (*raft.Raft, func()) {
 
 // benchTunings are the configurations benchmarked: RAFTJOURNAL_TUNE picks
 // variants for exploring (see tuningVariants).
-func benchTunings() []string {
-	if v := os.Getenv("RAFTJOURNAL_TUNE"); v != "" {
+// RAFTJOURNAL_BARE does the same for the bare raft clusters.
+func benchTunings() []string { return envList("RAFTJOURNAL_TUNE") }
+
+func bareTunings() []string { return envList("RAFTJOURNAL_BARE") }
+
+func envList(name string) []string {
+	if v, ok := os.LookupEnv(name); ok {
+		if v == "" {
+			return nil
+		}
 		return strings.Split(v, ",")
 	}
 	return []string{"stock", "tuned"}
@@ -186,17 +212,28 @@ var tuningVariants = map[string]tuning{
 	"freelist":   {maxAppendEntries: 64, boltFreelist: true},
 	"nopipeline": {maxAppendEntries: 64, noPipeline: true},
 	"nopipe+mae": {maxAppendEntries: ourTuning.maxAppendEntries, noPipeline: true},
+	"waves1":     {maxAppendEntries: 64, maxWaves: 1},
+	"waves2":     {maxAppendEntries: 64, maxWaves: 2},
+	"tuned-w1":   withWaves(ourTuning, 1),
+	"tuned-w2":   withWaves(ourTuning, 2),
+	"tuned-w4":   withWaves(ourTuning, 4),
+}
+
+func withWaves(t tuning, n int) tuning {
+	t.maxWaves = n
+	return t
 }
 
 func BenchmarkBareRaft(b *testing.B) {
-	for _, name := range benchTunings() {
+	for _, name := range bareTunings() {
 		b.Run("config="+name, func(b *testing.B) {
-			leader, stop := bareCluster(b, tuningVariants[name])
+			var commits atomic.Int64
+			leader, stop := bareCluster(b, tuningVariants[name], &commits)
 			defer stop()
 			cmd := make([]byte, 100)
 			for _, clients := range benchClients() {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-					runClients(b, clients, func(int) error { return leader.Apply(cmd, 0).Error() })
+					runClients(b, clients, &commits, func(int) error { return leader.Apply(cmd, 0).Error() })
 				})
 			}
 		})
@@ -206,9 +243,11 @@ func BenchmarkBareRaft(b *testing.B) {
 func BenchmarkNodeCreate(b *testing.B) {
 	for _, name := range benchTunings() {
 		b.Run("config="+name, func(b *testing.B) {
+			var commits atomic.Int64
 			c := newCluster(b, 3, func(cfg *Config) {
 				t := tuningVariants[name]
 				cfg.tuning = &t
+				cfg.wrapLog = func(s raft.LogStore) raft.LogStore { return countingLog{s, &commits} }
 				cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, time.Second
 			})
 			defer c.closeAll()
@@ -217,7 +256,7 @@ func BenchmarkNodeCreate(b *testing.B) {
 			for _, clients := range benchClients() {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 					b.ResetTimer()
-					runClients(b, clients, func(i int) error {
+					runClients(b, clients, &commits, func(i int) error {
 						res, err := l.Propose(ctx, createEntry(fmt.Sprintf("c%d-%d-%d", clients, b.N, i)))
 						if err == nil && res.Errno != 0 {
 							err = res.Errno
@@ -280,20 +319,24 @@ func median(v []float64) float64 {
 func BenchmarkInterleaved(b *testing.B) {
 	const rounds, burstLen = 5, 1500 * time.Millisecond
 	type target struct {
-		name string
-		op   func(clients, i int) error
+		name    string
+		op      func(clients, i int) error
+		commits *atomic.Int64
 	}
 	var targets []target
 	cmd := make([]byte, 100)
-	for _, name := range benchTunings() {
-		leader, stop := bareCluster(b, tuningVariants[name])
+	for _, name := range bareTunings() {
+		commits := new(atomic.Int64)
+		leader, stop := bareCluster(b, tuningVariants[name], commits)
 		b.Cleanup(stop)
-		targets = append(targets, target{"bare-" + name, func(_, _ int) error { return leader.Apply(cmd, 0).Error() }})
+		targets = append(targets, target{"bare-" + name, func(_, _ int) error { return leader.Apply(cmd, 0).Error() }, commits})
 	}
 	for _, name := range benchTunings() {
+		commits := new(atomic.Int64)
 		c := newCluster(b, 3, func(cfg *Config) {
 			t := tuningVariants[name]
 			cfg.tuning = &t
+			cfg.wrapLog = func(s raft.LogStore) raft.LogStore { return countingLog{s, commits} }
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, time.Second
 		})
 		var l atomic.Pointer[Node]
@@ -310,24 +353,27 @@ func BenchmarkInterleaved(b *testing.B) {
 				}
 				return err
 			}
-		}})
+		}, commits})
 	}
 	for _, clients := range benchClients() {
 		rates := make(map[string][]float64)
 		lats := make(map[string][]float64)
+		fsyncs := make(map[string][]float64)
 		for r := range rounds {
 			for _, t := range targets {
+				before := t.commits.Load()
 				rate, p50, err := burst(clients, burstLen, func(i int) error { return t.op(clients, r<<32|i) })
 				if err != nil {
 					b.Fatal(err)
 				}
+				fsyncs[t.name] = append(fsyncs[t.name], float64(t.commits.Load()-before)/(rate*burstLen.Seconds()))
 				rates[t.name] = append(rates[t.name], rate)
 				lats[t.name] = append(lats[t.name], float64(p50.Microseconds()))
 			}
 		}
 		for _, t := range targets {
-			b.Logf("clients=%-3d %-16s ops/s %8.0f  p50 %6.0f µs   (rounds: %.0f)", clients, t.name,
-				median(rates[t.name]), median(lats[t.name]), rates[t.name])
+			b.Logf("clients=%-3d %-16s ops/s %8.0f  p50 %6.0f µs  log commits/op %.3f  (rounds: %.0f)", clients, t.name,
+				median(rates[t.name]), median(lats[t.name]), median(fsyncs[t.name]), rates[t.name])
 		}
 	}
 }

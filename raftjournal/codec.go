@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -15,11 +16,17 @@ import (
 const (
 	tagMeta    byte = 0x01 // a metapb.Entry follows
 	tagCommand byte = 0x02 // a journalpb.Command follows
+	tagBatch   byte = 0x03 // a journalpb.Batch of metapb.Entry follows
 )
 
 // keyMemberPrefix starts the key of every member record: 'c' 'm' id. The 'c'
 // table of meta's key layout is reserved for this package.
 var keyMemberPrefix = []byte{'c', 'm'}
+
+// keyPartial marks a batch log entry applied in part, because it did not fit
+// in one store transaction: the log index and how many of its entries are
+// applied (8 bytes each, big-endian).
+var keyPartial = []byte{'c', 'p'}
 
 func memberKey(id string) []byte {
 	return append(append([]byte(nil), keyMemberPrefix...), id...)
@@ -42,9 +49,20 @@ func encodeCommand(c *journalpb.Command) ([]byte, error) {
 	return proto.MarshalOptions{}.MarshalAppend(b, c)
 }
 
-// decoded is one decoded log entry: exactly one of entry and cmd is set.
+// encodeBatch encodes namespace entries, each already encoded, as one log
+// entry.
+func encodeBatch(entries [][]byte) ([]byte, error) {
+	b := &journalpb.Batch{Entries: entries}
+	out := make([]byte, 1, 1+proto.Size(b))
+	out[0] = tagBatch
+	return proto.MarshalOptions{}.MarshalAppend(out, b)
+}
+
+// decoded is one decoded log entry: exactly one of entry, batch and cmd is
+// set.
 type decoded struct {
 	entry *metapb.Entry
+	batch []*metapb.Entry
 	cmd   *journalpb.Command
 }
 
@@ -69,6 +87,23 @@ func decode(data []byte) (decoded, error) {
 			return decoded{}, fmt.Errorf("%w: command of unknown type", errUndecodable)
 		}
 		return decoded{cmd: c}, nil
+	case tagBatch:
+		b := new(journalpb.Batch)
+		if err := proto.Unmarshal(data[1:], b); err != nil {
+			return decoded{}, fmt.Errorf("%w: batch: %w", errUndecodable, err)
+		}
+		if len(b.Entries) == 0 {
+			return decoded{}, fmt.Errorf("%w: empty batch", errUndecodable)
+		}
+		d := decoded{batch: make([]*metapb.Entry, len(b.Entries))}
+		for i, eb := range b.Entries {
+			e, err := meta.DecodeEntry(eb)
+			if err != nil {
+				return decoded{}, fmt.Errorf("%w: batch entry %d: %w", errUndecodable, i, err)
+			}
+			d.batch[i] = e
+		}
+		return d, nil
 	}
 	return decoded{}, fmt.Errorf("%w: unknown type byte %#x", errUndecodable, data[0])
 }
@@ -90,6 +125,25 @@ func applyCommand(tx meta.Txn, c *journalpb.Command) error {
 		return tx.Delete(memberKey(op.RemoveMember))
 	}
 	return fmt.Errorf("%w: command %T", errUndecodable, c.Op)
+}
+
+// getPartial returns the batch log entry applied in part, if any.
+func getPartial(tx meta.Txn) (index, count uint64, err error) {
+	v, err := tx.Get(keyPartial)
+	if errors.Is(err, meta.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("raftjournal: bad partial-batch record %x", v)
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+func setPartial(tx meta.Txn, index, count uint64) error {
+	return tx.Set(keyPartial, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), count))
 }
 
 // readMembers returns every member record in tx, by id.

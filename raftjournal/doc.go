@@ -61,10 +61,12 @@
 //
 // # Lock order
 //
-// Node.mu, then (never the reverse) verifier.mu; fsm.mu is a leaf. No lock of
-// this package is held across a call into raft or the store, except that
-// Node.mu is held while reading raft's state and term, which take raft's own
-// leaf locks.
+// Node.storeMu is held shared for the length of a View (and of the store reads
+// in Leader and Status) and exclusively by Close once raft has stopped: take
+// it before anything else, and never call Close inside View. Node.mu,
+// verifier.mu and fsm.mu are leaves: none is held while another is taken, nor
+// across a call into raft or the store, except that Node.mu is held while
+// reading raft's state and term (raft's own atomics and leaf locks).
 //
 // # Throughput
 //

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/skyfs/skyfs/meta"
+	"github.com/skyfs/skyfs/proto/metapb"
 )
 
 // fsm is the Raft state machine over a meta.Store. raft calls ApplyBatch,
@@ -86,7 +87,7 @@ func (f *fsm) waitApplied(done <-chan struct{}, idx uint64) bool {
 	}
 }
 
-// Apply applies one entry; raft uses ApplyBatch, this is for completeness.
+// Apply applies one log entry; raft uses ApplyBatch, this is for completeness.
 func (f *fsm) Apply(l *raft.Log) interface{} {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
@@ -101,12 +102,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 }
 
 // applyRange applies logs in one transaction; when the transaction outgrows the
-// engine it applies the two halves in sequence instead.
+// engine it applies the two halves in sequence instead, and a single batch log
+// entry in parts (see applyParts).
 func (f *fsm) applyRange(logs []*raft.Log, resp []interface{}) {
 	var last uint64
 	var applied int
+	var batch []*metapb.Entry // the last batch entry decoded, for applyParts
 	err := f.store.Update(func(tx meta.Txn) error {
 		stored, err := meta.AppliedIndex(tx)
+		if err != nil {
+			return err
+		}
+		pIndex, pCount, err := getPartial(tx)
 		if err != nil {
 			return err
 		}
@@ -120,15 +127,26 @@ func (f *fsm) applyRange(logs []*raft.Log, resp []interface{}) {
 			if l.Type != raft.LogCommand {
 				continue // configuration changes live in raft's own log
 			}
-			applied++
-			r, err := f.applyOne(tx, l)
+			d := f.decode(l)
+			batch = d.batch
+			var skip uint64
+			if l.Index == pIndex {
+				skip = pCount
+			}
+			r, n, err := f.applyOne(tx, l, d, skip)
 			if err != nil {
 				return err
 			}
 			resp[i] = r
+			applied += n
 		}
 		if last == 0 {
 			return nil
+		}
+		if pIndex != 0 && last >= pIndex {
+			if err := tx.Delete(keyPartial); err != nil {
+				return err
+			}
 		}
 		return meta.SetAppliedIndex(tx, last)
 	})
@@ -142,6 +160,10 @@ func (f *fsm) applyRange(logs []*raft.Log, resp []interface{}) {
 		f.applyRange(logs[:mid], resp[:mid])
 		f.applyRange(logs[mid:], resp[mid:])
 		return
+	case errors.Is(err, meta.ErrTxnTooBig) && len(batch) > 1:
+		f.splits.Add(1)
+		resp[0] = f.applyParts(logs[0], batch)
+		return
 	default:
 		f.fatal(fmt.Sprintf("raftjournal: cannot apply log entries %d..%d: %v; stopping this master rather than diverge",
 			logs[0].Index, logs[len(logs)-1].Index, err))
@@ -153,25 +175,100 @@ func (f *fsm) applyRange(logs []*raft.Log, resp []interface{}) {
 	}
 }
 
-// applyOne applies one command entry. An error is either the engine's
-// transaction limit (the caller splits) or fatal.
-func (f *fsm) applyOne(tx meta.Txn, l *raft.Log) (interface{}, error) {
+// applyParts applies a batch log entry too big for one transaction in several,
+// recording after each how many of its entries are applied (keyPartial), so
+// that a restart in between goes on where it stopped.
+func (f *fsm) applyParts(l *raft.Log, batch []*metapb.Entry) []meta.Result {
+	results := make([]meta.Result, len(batch))
+	var part func(from, to int)
+	part = func(from, to int) {
+		applied := 0
+		err := f.store.Update(func(tx meta.Txn) error {
+			applied = 0
+			pIndex, pCount, err := getPartial(tx)
+			if err != nil {
+				return err
+			}
+			start := from
+			if pIndex == l.Index && int(pCount) > start {
+				start = int(pCount)
+			}
+			for j := start; j < to; j++ {
+				res, err := f.applyEntry(tx, l, batch[j])
+				if err != nil {
+					return err
+				}
+				results[j] = res
+				applied++
+			}
+			if to < len(batch) {
+				return setPartial(tx, l.Index, uint64(to))
+			}
+			if err := tx.Delete(keyPartial); err != nil {
+				return err
+			}
+			return meta.SetAppliedIndex(tx, l.Index)
+		})
+		switch {
+		case err == nil:
+			f.entries.Add(uint64(applied))
+		case errors.Is(err, meta.ErrTxnTooBig) && to-from > 1:
+			mid := from + (to-from)/2
+			part(from, mid)
+			part(mid, to)
+		default:
+			f.fatal(fmt.Sprintf("raftjournal: cannot apply entries %d..%d of batch log entry %d: %v; stopping this master rather than diverge",
+				from, to-1, l.Index, err))
+		}
+	}
+	part(0, len(batch))
+	f.setApplied(l.Index)
+	return results
+}
+
+// decode decodes a command log entry or stops the master.
+func (f *fsm) decode(l *raft.Log) decoded {
 	d, err := decode(l.Data)
 	if err != nil {
 		f.fatal(fmt.Sprintf("raftjournal: log entry %d (term %d): %v; stopping this master rather than skip it",
 			l.Index, l.Term, err))
-		return nil, err
 	}
-	if d.cmd != nil {
-		err = applyCommand(tx, d.cmd)
+	return d
+}
+
+// applyOne applies one decoded command log entry, skipping the first skip
+// entries of a batch, and returns its response and the number of journal
+// entries applied. An error is the engine's transaction limit (the caller
+// splits); anything else stops the master.
+func (f *fsm) applyOne(tx meta.Txn, l *raft.Log, d decoded, skip uint64) (interface{}, int, error) {
+	switch {
+	case d.cmd != nil:
+		err := applyCommand(tx, d.cmd)
 		if err != nil && !errors.Is(err, meta.ErrTxnTooBig) {
 			f.fatal(fmt.Sprintf("raftjournal: journal command at %d (term %d): %v; stopping this master", l.Index, l.Term, err))
 		}
-		return nil, err
+		return nil, 1, err
+	case d.entry != nil:
+		res, err := f.applyEntry(tx, l, d.entry)
+		return res, 1, err
 	}
-	res, err := meta.Apply(tx, d.entry)
+	results := make([]meta.Result, len(d.batch))
+	n := 0
+	for j := int(skip); j < len(d.batch); j++ {
+		res, err := f.applyEntry(tx, l, d.batch[j])
+		if err != nil {
+			return nil, 0, err
+		}
+		results[j] = res
+		n++
+	}
+	return results, n, nil
+}
+
+func (f *fsm) applyEntry(tx meta.Txn, l *raft.Log, e *metapb.Entry) (meta.Result, error) {
+	res, err := meta.Apply(tx, e)
 	if err != nil && !errors.Is(err, meta.ErrTxnTooBig) {
-		f.fatal(fmt.Sprintf("raftjournal: meta.Apply of entry %d (term %d): %v; stopping this master rather than diverge",
+		f.fatal(fmt.Sprintf("raftjournal: meta.Apply of log entry %d (term %d): %v; stopping this master rather than diverge",
 			l.Index, l.Term, err))
 	}
 	return res, err

@@ -132,9 +132,16 @@ func TestUndecodableEntryStops(t *testing.T) {
 		"empty":         nil,
 		"unknown type":  {0x7f, 1, 2, 3},
 		"garbage entry": {tagMeta, 0xff, 0xff, 0xff},
+		"garbage batch": {tagBatch, 0xff, 0xff},
+		"empty batch":   {tagBatch},
 		"no operation":  {tagMeta, 0x08, 0x01},
 		"future format": mustEncode(t, badVersion),
 		"empty command": {tagCommand},
+		"future format in a batch": func() []byte {
+			good, _ := meta.EncodeEntry(createEntry("a"))
+			b, _ := encodeBatch([][]byte{good, mustEncode(t, badVersion)[1:]})
+			return b
+		}(),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -266,4 +273,101 @@ func TestLeaseLostWithQuorum(t *testing.T) {
 	if _, err := l.Propose(context.Background(), createEntry("lonely")); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("propose without quorum: %v", err)
 	}
+}
+
+func batchLog(t testing.TB, index uint64, names ...string) *raft.Log {
+	t.Helper()
+	var entries [][]byte
+	for _, name := range names {
+		b, err := meta.EncodeEntry(createEntry(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, b)
+	}
+	data, err := encodeBatch(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+}
+
+// TestBatchEntryInParts applies one batch log entry too big for a transaction:
+// it is applied in parts, and a restart between parts (simulated by a partial
+// record) goes on without applying anything twice.
+func TestBatchEntryInParts(t *testing.T) {
+	s, err := badgerstore.Open(t.TempDir(), badgerstore.Options{MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := newFSM(s, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := range 3000 {
+		names = append(names, fmt.Sprintf("b%05d", i))
+	}
+	resp := f.ApplyBatch([]*raft.Log{metaLog(t, 1, createEntry("first")), batchLog(t, 2, names...)})
+	results, ok := resp[1].([]meta.Result)
+	if !ok || len(results) != len(names) {
+		t.Fatalf("batch response %T", resp[1])
+	}
+	for i, r := range results {
+		if r.Errno != 0 || r.Ino == 0 {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+	}
+	if f.splits.Load() == 0 {
+		t.Fatal("the batch fit in one transaction")
+	}
+	if got := storeApplied(t, s); got != 2 {
+		t.Fatalf("applied index %d", got)
+	}
+	var count uint64
+	s.View(func(tx meta.Txn) (err error) { count, err = meta.InodeCount(tx); return err })
+	if count != 3002 {
+		t.Fatalf("%d inodes", count)
+	}
+
+	// A crash after the first 10 entries of a batch at index 3: the restart
+	// applies the other 10 only (the first 10 would fail with EEXIST if
+	// applied again, and results would say so).
+	var more []string
+	for i := range 20 {
+		more = append(more, fmt.Sprintf("m%02d", i))
+	}
+	first := batchLog(t, 3, more[:10]...)
+	d, _ := decode(first.Data)
+	if err := s.Update(func(tx meta.Txn) error {
+		for _, e := range d.batch {
+			if _, err := meta.Apply(tx, e); err != nil {
+				return err
+			}
+		}
+		return setPartial(tx, 3, 10)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp = f.ApplyBatch([]*raft.Log{batchLog(t, 3, more...), metaLog(t, 4, createEntry("last"))})
+	results = resp[0].([]meta.Result)
+	for i, r := range results {
+		if i < 10 && (r.Ino != 0 || r.Errno != 0 || r.Attr != nil) {
+			t.Fatalf("entry %d applied again: %+v", i, r)
+		}
+		if i >= 10 && (r.Errno != 0 || r.Ino == 0) {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+	}
+	s.View(func(tx meta.Txn) (err error) { count, err = meta.InodeCount(tx); return err })
+	if count != 3002+20+1 {
+		t.Fatalf("%d inodes after the partial batch", count)
+	}
+	s.View(func(tx meta.Txn) error {
+		if idx, _, _ := getPartial(tx); idx != 0 {
+			t.Errorf("partial record left behind: %d", idx)
+		}
+		return nil
+	})
 }

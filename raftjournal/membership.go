@@ -185,7 +185,7 @@ func (n *Node) Status() Status {
 	st.LastSnapshotIndex, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	st.LeaderID, st.LeaderRPCAddr = n.Leader()
 	var members map[string]*journalpb.Member
-	_ = n.store.View(func(tx meta.Txn) (err error) {
+	_ = n.View(func(tx meta.Txn) (err error) {
 		members, err = readMembers(tx)
 		return err
 	})

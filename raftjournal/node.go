@@ -119,6 +119,8 @@ type Config struct {
 	store meta.Store
 	// tuning, when set (benchmarks), replaces ourTuning.
 	tuning *tuning
+	// wrapLog, when set (benchmarks), wraps the log store.
+	wrapLog func(raft.LogStore) raft.LogStore
 }
 
 // Defaults of Config and the tuned raft settings (see tuning.go).
@@ -160,6 +162,10 @@ type Node struct {
 	leaseTerm    uint64     // the term of leaseStart
 
 	rounds verifier // coalesced VerifyLeader rounds (read.go)
+	waves  waves    // proposals grouped into waves (waves.go)
+
+	storeMu     sync.RWMutex // held shared by View, exclusively by Close
+	storeClosed bool
 }
 
 // Open opens (or creates) a master's journal in cfg.Dir, restores a
@@ -235,7 +241,11 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raftjournal: open raft log: %w", err)
 	}
-	logStore, err := tune.logStore(n.logs)
+	var base raft.LogStore = n.logs
+	if cfg.wrapLog != nil {
+		base = cfg.wrapLog(base)
+	}
+	logStore, err := tune.logStore(base)
 	if err != nil {
 		return fmt.Errorf("raftjournal: log cache: %w", err)
 	}
@@ -248,6 +258,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("raftjournal: raft transport: %w", err)
 	}
 	n.rtrans = tune.transport(n.trans)
+	n.waves = waves{n: n, max: tune.maxWaves}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -346,6 +357,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.wg.Wait()
+		n.storeMu.Lock()
+		n.storeClosed = true
+		n.storeMu.Unlock()
 		if e := n.closeStores(); e != nil && err == nil {
 			err = e
 		}
@@ -521,6 +535,9 @@ func (n *Node) Propose(ctx context.Context, e *metapb.Entry) (meta.Result, error
 	if err != nil {
 		return meta.Result{}, fmt.Errorf("raftjournal: encode entry: %w", err)
 	}
+	if n.waves.max > 0 {
+		return n.waves.propose(ctx, data)
+	}
 	resp, err := n.apply(ctx, data)
 	if err != nil {
 		return meta.Result{}, err
@@ -570,6 +587,11 @@ func (n *Node) wait(ctx context.Context, f raft.Future) error {
 			return fmt.Errorf("raftjournal: %w", ctx.Err())
 		}
 	}
+	return n.waitErr(err)
+}
+
+// waitErr maps an error of a raft future.
+func (n *Node) waitErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -585,6 +607,11 @@ func (n *Node) wait(ctx context.Context, f raft.Future) error {
 }
 
 func (n *Node) notLeader(cause error) error {
+	select {
+	case <-n.done:
+		return ErrClosed
+	default:
+	}
 	id, rpc := n.Leader()
 	if id == n.cfg.NodeID {
 		id, rpc = "", "" // we are raft's leader but do not serve (yet)
@@ -608,7 +635,7 @@ func (n *Node) rpcAddr(id string) string {
 		return n.cfg.RPCAddr
 	}
 	var m *journalpb.Member
-	_ = n.store.View(func(tx meta.Txn) (err error) {
+	_ = n.View(func(tx meta.Txn) (err error) {
 		m, err = readMember(tx, id)
 		return err
 	})
@@ -625,7 +652,15 @@ func (n *Node) rpcAddr(id string) string {
 
 // View runs fn in a read-only transaction of the local store. On the leader,
 // call ReadBarrier first for a linearizable read.
-func (n *Node) View(fn func(meta.Txn) error) error { return n.store.View(fn) }
+// fn must not call Close. After Close, View returns ErrClosed.
+func (n *Node) View(fn func(meta.Txn) error) error {
+	n.storeMu.RLock()
+	defer n.storeMu.RUnlock()
+	if n.storeClosed {
+		return ErrClosed
+	}
+	return n.store.View(fn)
+}
 
 // entriesApplied is the number of log entries applied (not skipped) since Open.
 func (n *Node) entriesApplied() uint64 { return n.fsm.entries.Load() }

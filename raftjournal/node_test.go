@@ -203,3 +203,54 @@ func TestTransferAndRemove(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the old leader to serve again", func() bool { return l.Serving() })
 }
+
+// TestConcurrentProposals checks that proposals grouped into waves each get
+// their own result.
+func TestConcurrentProposals(t *testing.T) {
+	for _, maxWaves := range []int{0, 1} {
+		t.Run(fmt.Sprintf("waves=%d", maxWaves), func(t *testing.T) {
+			c := newCluster(t, 3, func(cfg *Config) {
+				tune := ourTuning
+				tune.maxWaves = maxWaves
+				cfg.tuning = &tune
+			})
+			l := c.nodes[c.leader()]
+			const writers, each = 32, 20
+			var mu sync.Mutex
+			inos := make(map[uint64]string)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						name := fmt.Sprintf("w%d-%d", w, i)
+						res, err := l.Propose(context.Background(), createEntry(name))
+						if err != nil || res.Errno != 0 || res.Attr == nil {
+							t.Errorf("%s: %+v, %v", name, res, err)
+							return
+						}
+						mu.Lock()
+						if prev, dup := inos[res.Ino]; dup {
+							t.Errorf("%s and %s both got inode %d", prev, name, res.Ino)
+						}
+						inos[res.Ino] = name
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			// A duplicate name fails with EEXIST, in the same wave as others.
+			res, err := l.Propose(context.Background(), createEntry("w0-0"))
+			if err != nil || res.Errno == 0 {
+				t.Fatalf("duplicate: %+v, %v", res, err)
+			}
+			for _, n := range c.nodes {
+				catchUp(t, n, l)
+				if got := inodeCount(t, n); got != writers*each+1 {
+					t.Fatalf("%s: %d inodes", n.cfg.NodeID, got)
+				}
+			}
+		})
+	}
+}

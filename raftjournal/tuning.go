@@ -27,6 +27,9 @@ type tuning struct {
 	// with every entry that arrived meanwhile, so a follower fsyncs once per
 	// round trip instead of once per leader group commit.
 	noPipeline bool
+	// maxWaves bounds the groups of proposals in flight (see waves). Zero:
+	// every Propose goes to raft at once.
+	maxWaves int
 }
 
 var (
