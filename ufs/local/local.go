@@ -58,6 +58,8 @@ type FS struct {
 	root *os.Root
 	dir  string
 	name string // "file:///dir", for messages
+
+	windows windowCache // listings in progress
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,5 +106,41 @@ func TestLink(t *testing.T) {
 	}
 	if got := ufstest.ReadAll(t, fsys, "dir/b"); string(got) != "linked" {
 		t.Fatalf("link reads %q", got)
+	}
+}
+
+// TestListSmallWindows lists a directory whose names sort differently from their
+// keys with windows smaller than the directory, so that pages span scans.
+func TestListSmallWindows(t *testing.T) {
+	fsys := newFS(t)
+	root := fsys.(*local.FS).Dir()
+	dirs := []string{"a", "a-b", "a+", "b", "b b", "z"}
+	files := []string{"a!", "a.txt", "a-b.c", "a+b", "ab", "b.", "b0", "é", "a-"}
+	var want []string
+	for _, d := range dirs {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, d+"/")
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, f)
+	}
+	slices.Sort(want)
+	for _, window := range []int{1, 2, 3, 5, 100} {
+		restore := local.SetWindowSize(window)
+		for _, page := range []int{1, 2, 4, 100} {
+			var got []string
+			for _, fi := range ufstest.ListAll(t, fsys, "", page) {
+				got = append(got, fi.SortKey())
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("window %d page %d: %q, want %q", window, page, got, want)
+			}
+		}
+		restore()
 	}
 }
