@@ -46,8 +46,8 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	}
 	// One pass through the daemon fills the block cache; one plain pass
 	// fills the page cache.
-	f.skyfsPT = e.m.passthrough
-	e.m.passthrough = false
+	f.skyfsPT = e.m.passthrough.Load()
+	e.m.passthrough.Store(false)
 	readAll(b, e.path("file"), true)
 	readAll(b, filepath.Join(f.plain, "file"), false)
 	e.waitIdle()
@@ -141,7 +141,7 @@ func BenchmarkSeqRead(b *testing.B) {
 	var base float64
 	for _, v := range f.variants() {
 		b.Run(v.name, func(b *testing.B) {
-			f.e.m.passthrough = v.pt && f.skyfsPT
+			f.e.m.passthrough.Store(v.pt && f.skyfsPT)
 			pts := f.e.m.passthroughs.Load()
 			for b.Loop() {
 				if n := readAll(b, filepath.Join(v.dir, "file"), v.drop); n != benchSize {
@@ -172,7 +172,7 @@ func BenchmarkRandRead4K(b *testing.B) {
 	var base float64
 	for _, v := range f.variants() {
 		b.Run(v.name, func(b *testing.B) {
-			f.e.m.passthrough = v.pt && f.skyfsPT
+			f.e.m.passthrough.Store(v.pt && f.skyfsPT)
 			fd, err := os.Open(filepath.Join(v.dir, "file"))
 			if err != nil {
 				b.Fatal(err)

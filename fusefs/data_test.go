@@ -331,7 +331,7 @@ func TestCloseToOpen(t *testing.T) {
 // the reads do not reach the daemon.
 func TestPassthrough(t *testing.T) {
 	e := newEnvCache(t, Options{}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
-	if !e.m.passthrough {
+	if !e.m.passthrough.Load() {
 		t.Skip("the kernel does not offer FUSE passthrough")
 	}
 	data := randomBytes(11, 5*testBlock+3)

@@ -24,8 +24,13 @@ func (n *Node) owner(ctx context.Context) (Caller, bool) {
 	return c, false
 }
 
+// Mutations ignore the kernel's interrupts (which the Go runtime's own
+// signals cause): an operation the master has applied must not be reported
+// as interrupted, or a retry would fail with EEXIST or ENOENT.
+
 // Mkdir implements gofs.NodeMkdirer.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -43,6 +48,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 
 // Rmdir implements gofs.NodeRmdirer.
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -51,6 +57,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // Unlink implements gofs.NodeUnlinker.
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -60,11 +67,17 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 // Create implements gofs.NodeCreater: the master creates the inode, and the
 // returned handle writes its content (an empty file is uploaded on close).
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
 	c, _ := n.owner(ctx)
 	a, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
+	if isErrno(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
+		// Created by someone else since the kernel's lookup: open it, as
+		// open(2) without O_EXCL does.
+		return n.openExisting(ctx, name, flags, out)
+	}
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
@@ -81,8 +94,38 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, h, fuseFlags, 0
 }
 
+// openExisting opens the existing file name for Create, truncating it for
+// O_TRUNC (the kernel takes the file as created and does not).
+func (n *Node) openExisting(ctx context.Context, name string, flags uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	a, err := n.m.ns.Lookup(ctx, n.ino(), name)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	if a.Type != meta.TypeRegular {
+		return nil, nil, 0, syscall.EEXIST
+	}
+	ch := n.childNode(ctx, name, a, out)
+	cn, ok := ch.Operations().(*Node)
+	if !ok {
+		return nil, nil, 0, syscall.EIO
+	}
+	fh, fuseFlags, errno := cn.Open(ctx, flags)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	if h, ok := fh.(*fileHandle); ok && h.ws != nil && flags&syscall.O_TRUNC != 0 {
+		if errno := cn.truncate(ctx, h, 0); errno != 0 {
+			cn.Release(ctx, h)
+			return nil, nil, 0, errno
+		}
+	}
+	cn.fill(&out.Attr)
+	return ch, fh, fuseFlags, 0
+}
+
 // Symlink implements gofs.NodeSymlinker.
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -117,6 +160,7 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // Link implements gofs.NodeLinker. A UFS that cannot make hard links (an
 // object store) refuses with EPERM.
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}

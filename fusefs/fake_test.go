@@ -38,6 +38,7 @@ type fakeNS struct {
 	readDirs  atomic.Int64 // ReadDir calls
 	lookups   atomic.Int64 // Lookup calls
 	completes atomic.Int64 // CompleteFile calls
+	getxattrs atomic.Int64 // GetXattr calls
 }
 
 var _ Namespace = (*fakeNS)(nil)
@@ -364,6 +365,7 @@ func (f *fakeNS) CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp
 }
 
 func (f *fakeNS) GetXattr(ctx context.Context, ino meta.Ino, name string) ([]byte, error) {
+	f.getxattrs.Add(1)
 	var v []byte
 	err := f.view(func(tx meta.Txn) error {
 		var err error

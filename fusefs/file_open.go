@@ -103,7 +103,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	n.m.handles.Add(1)
 	// O_DIRECT stays on the ordinary path: through passthrough it would
 	// reach the cache file and take on its filesystem's alignment rules.
-	if n.m.passthrough && c.size > 0 && flags&syscall.O_DIRECT == 0 && n.reservePassthrough(c.key) {
+	if n.m.passthrough.Load() && c.size > 0 && flags&syscall.O_DIRECT == 0 && n.reservePassthrough(c.key) {
 		pt, ok, err := n.m.cache.OpenComplete(c.key, c.size)
 		if err == nil && ok {
 			h.pt, h.mode, h.own = pt, ioPassthrough, true

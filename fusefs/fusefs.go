@@ -178,8 +178,8 @@ type mount struct {
 	log     *log.Logger
 	staging string
 	// passthrough is false when passthrough is disabled or the kernel did not
-	// offer it.
-	passthrough bool
+	// offer it. Set once serving has started.
+	passthrough atomic.Bool
 	server      *fuse.Server
 
 	// Counters for tests and benchmarks.
@@ -285,7 +285,7 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 			m.log.Printf("fusefs: %v", err)
 		}
 	}
-	m.passthrough = !opts.DisablePassthrough && server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
+	m.passthrough.Store(!opts.DisablePassthrough && server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0)
 	return server, m, nil
 }
 

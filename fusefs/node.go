@@ -30,6 +30,7 @@ type Node struct {
 	// lastOpen is the content the previous open saw: a cached open keeps
 	// the kernel's page cache only when the content has not changed since.
 	lastOpen content
+	caps     *xattrCache // security.capability, cached
 }
 
 // Interfaces implemented by Node.

@@ -13,8 +13,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/ufs"
@@ -239,16 +243,16 @@ func TestLongNamesAndPaths(t *testing.T) {
 // countFS counts the uploads of each kind.
 type countFS struct {
 	ufs.FileSystem
-	puts, creates int
+	puts, creates atomic.Int64
 }
 
 func (c *countFS) Put(ctx context.Context, p string, r io.Reader, size int64) (ufs.Fingerprint, error) {
-	c.puts++
+	c.puts.Add(1)
 	return c.FileSystem.Put(ctx, p, r, size)
 }
 
 func (c *countFS) Create(ctx context.Context, p string) (ufs.Writer, error) {
-	c.creates++
+	c.creates.Add(1)
 	return c.FileSystem.Create(ctx, p)
 }
 
@@ -262,8 +266,8 @@ func TestStreamingUpload(t *testing.T) {
 	if err := os.WriteFile(e.path("seq"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if cfs.creates != 1 || cfs.puts != 0 {
-		t.Fatalf("sequential write: %d streams, %d puts", cfs.creates, cfs.puts)
+	if cfs.creates.Load() != 1 || cfs.puts.Load() != 0 {
+		t.Fatalf("sequential write: %d streams, %d puts", cfs.creates.Load(), cfs.puts.Load())
 	}
 	f, err := os.Create(e.path("rnd"))
 	if err != nil {
@@ -274,8 +278,8 @@ func TestStreamingUpload(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if cfs.puts != 1 {
-		t.Fatalf("out-of-order write: %d puts", cfs.puts)
+	if cfs.puts.Load() != 1 {
+		t.Fatalf("out-of-order write: %d puts", cfs.puts.Load())
 	}
 	e.checkFile("seq", data)
 	e.checkFile("rnd", data)
@@ -351,5 +355,38 @@ func TestBigDirectory(t *testing.T) {
 	}
 	if growth := afterL - before; growth > 256<<20 {
 		t.Errorf("RSS grew by %d MiB listing %d entries", growth>>20, count)
+	}
+}
+
+// TestXattrCapsCached checks that the kernel's check for file capabilities
+// before each write does not reach the master each time.
+func TestXattrCapsCached(t *testing.T) {
+	e := newEnv(t, Options{AttrTimeout: time.Hour})
+	f, err := os.Create(e.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.ns.getxattrs.Load()
+	buf := make([]byte, 4096)
+	for range 100 {
+		if _, err := f.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.ns.getxattrs.Load() - before; n > 2 {
+		t.Fatalf("%d GetXattr calls for 100 writes", n)
+	}
+	// A capability set on this host is seen at once.
+	// struct vfs_cap_data, revision 2: cap_net_bind_service permitted.
+	caps := []byte{0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Setxattr(e.path("f"), capsName, caps, 0); err != nil {
+		t.Fatalf("setting %s: %v", capsName, err)
+	}
+	buf = make([]byte, 64)
+	if n, err := unix.Getxattr(e.path("f"), capsName, buf); err != nil || n != len(caps) {
+		t.Fatalf("getxattr after setxattr: %d %v", n, err)
 	}
 }
