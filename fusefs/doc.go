@@ -53,6 +53,14 @@
 //     through the kernel's page cache, an open without FOPEN_KEEP_CACHE
 //     drops stale pages when the content changed elsewhere, and attributes
 //     expire after Options.AttrTimeout.
+//   - The kernel reads security.capability before every write; its value is
+//     cached per node for Options.AttrTimeout (dropped at once when this
+//     host changes it). POSIX ACL attributes are refused (EOPNOTSUPP): the
+//     mount does not ask the kernel to enforce them.
+//   - Mutations ignore FUSE interrupts (the Go runtime's signals cause
+//     them): an operation the master applied is never reported as EINTR.
+//   - The mount's read-ahead is raised to Options.ReadAheadKB through sysfs
+//     (FUSE reads go about 2.5 times faster than with the kernel's 128 KiB).
 //   - Names and paths are limited as on Linux (the kernel enforces NAME_MAX
 //     and PATH_MAX) and, further, by the UFS (an S3 key holds 1024 bytes;
 //     a local UFS directory counts its own path).
