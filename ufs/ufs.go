@@ -202,6 +202,9 @@ type Capabilities struct {
 	MaxObjectSize int64
 	// MaxNameBytes is the longest path element the UFS accepts.
 	MaxNameBytes int
+	// ForbiddenNameChars lists the characters, beyond "/" and NUL, that a name
+	// may not hold in this UFS (":" on HDFS); such paths are ErrInvalidPath.
+	ForbiddenNameChars string
 	// MaxPathBytes is the longest full path (relative to the UFS's own root,
 	// including the mount prefix) the UFS accepts, 0 when unbounded.
 	MaxPathBytes int

@@ -61,6 +61,9 @@ const (
 
 const tmpPrefix = ".skyfs-tmp-"
 
+// forbiddenChars are refused by the namenode in a path element.
+const forbiddenChars = ":"
+
 func init() {
 	ufs.Register(Scheme, func(ctx context.Context, u *url.URL, opts ufs.Options) (ufs.FileSystem, error) {
 		return Open(ctx, u, opts)
@@ -254,6 +257,9 @@ func (f *FS) check(ctx context.Context, op string, paths ...string) error {
 		if err := ufs.CheckPath(p); err != nil {
 			return &ufs.Error{FS: f.name, Op: op, Err: err}
 		}
+		if strings.ContainsAny(p, forbiddenChars) {
+			return &ufs.Error{FS: f.name, Op: op, Path: p, Err: fmt.Errorf("%w: HDFS names cannot hold %q", ufs.ErrInvalidPath, forbiddenChars)}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return &ufs.Error{FS: f.name, Op: op, Err: err}
@@ -264,11 +270,12 @@ func (f *FS) check(ctx context.Context, op string, paths ...string) error {
 // Capabilities implements ufs.FileSystem.
 func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
-		AtomicRename:    true,
-		HardLinks:       false,
-		RealDirectories: true,
-		ServerSideCopy:  false,
-		MaxNameBytes:    ufs.MaxNameBytes,
+		AtomicRename:       true,
+		HardLinks:          false,
+		RealDirectories:    true,
+		ServerSideCopy:     false,
+		MaxNameBytes:       ufs.MaxNameBytes,
+		ForbiddenNameChars: forbiddenChars,
 	}
 }
 

@@ -172,3 +172,20 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckRefusesColon(t *testing.T) {
+	f := &FS{name: "hdfs://nn:8020/x"}
+	cases := []struct {
+		path string
+		want error
+	}{
+		{"ok/name", nil},
+		{"a:b", ufs.ErrInvalidPath},
+		{"../x", ufs.ErrInvalidPath},
+	}
+	for _, c := range cases {
+		if err := f.check(t.Context(), "stat", c.path); !errors.Is(err, c.want) {
+			t.Errorf("check(%q) = %v, want %v", c.path, err, c.want)
+		}
+	}
+}
