@@ -214,9 +214,8 @@ var tuningVariants = map[string]tuning{
 	"nopipe+mae": {maxAppendEntries: ourTuning.maxAppendEntries, noPipeline: true},
 	"waves1":     {maxAppendEntries: 64, maxWaves: 1},
 	"waves2":     {maxAppendEntries: 64, maxWaves: 2},
-	"tuned-w1":   withWaves(ourTuning, 1),
+	"tuned-w0":   withWaves(ourTuning, 0),
 	"tuned-w2":   withWaves(ourTuning, 2),
-	"tuned-w4":   withWaves(ourTuning, 4),
 }
 
 func withWaves(t tuning, n int) tuning {

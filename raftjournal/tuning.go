@@ -34,7 +34,7 @@ type tuning struct {
 
 var (
 	stockTuning = tuning{maxAppendEntries: 64}
-	ourTuning   = tuning{maxAppendEntries: 1024, batchApplyCh: true, logCache: 4096, boltFreelist: true, noPipeline: true}
+	ourTuning   = tuning{maxAppendEntries: 1024, batchApplyCh: true, logCache: 4096, boltFreelist: true, noPipeline: true, maxWaves: 1}
 )
 
 func (t tuning) raft(rc *raft.Config) {
