@@ -52,8 +52,9 @@ type FileSystem interface {
 	// in ascending byte order of SortKey (the name, with a "/" appended for a
 	// directory: the order of S3 keys). Start with a zero ListOptions and pass
 	// Page.Next back as ListOptions.Cursor until Page.Next is "". A page holds
-	// at most ListOptions.PageSize entries; memory use is bounded by the page
-	// size, never by the size of the directory.
+	// at most ListOptions.PageSize entries. Memory use is bounded by the page
+	// size or a fixed window of the backend, never by the size of the
+	// directory. Entries added or removed during a listing may or may not show.
 	List(ctx context.Context, dir string, opts ListOptions) (Page, error)
 
 	// Open returns a reader of length bytes of the file at path starting at
