@@ -37,6 +37,8 @@ var (
 	ErrUnknownScheme = errors.New("unknown ufs scheme")
 	// ErrClosed: the FileSystem or Writer was already closed.
 	ErrClosed = errors.New("closed")
+	// ErrStale: the file no longer has the fingerprint the caller expected.
+	ErrStale = errors.New("file changed since its fingerprint was taken")
 	// ErrSizeMismatch: the reader given to Put yielded a different number of
 	// bytes than the size given.
 	ErrSizeMismatch = errors.New("reader size differs from the declared size")

@@ -114,6 +114,34 @@ type Writer interface {
 	Abort() error
 }
 
+// ConditionalOpener is implemented by a FileSystem that can refuse to read a file
+// whose content changed since the caller recorded its fingerprint, so that a
+// cache never mixes bytes of two versions under one fingerprint. Every backend in
+// this module implements it; use OpenIf to fall back on others.
+type ConditionalOpener interface {
+	// OpenIf is Open, but fails with an error wrapping ErrStale when the
+	// file's current fingerprint differs from want (on S3 the ETag is checked
+	// by the server, with If-Match).
+	OpenIf(ctx context.Context, path string, offset, length int64, want Fingerprint) (io.ReadCloser, error)
+}
+
+// OpenIf opens a range of path if its fingerprint is still want: with
+// ConditionalOpener where fsys implements it, else with Stat then Open (which
+// leaves a window for a change in between).
+func OpenIf(ctx context.Context, fsys FileSystem, path string, offset, length int64, want Fingerprint) (io.ReadCloser, error) {
+	if c, ok := fsys.(ConditionalOpener); ok {
+		return c.OpenIf(ctx, path, offset, length, want)
+	}
+	fi, err := fsys.Stat(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Fingerprint.Equal(want) {
+		return nil, &Error{Op: "open", Path: path, Err: ErrStale}
+	}
+	return fsys.Open(ctx, path, offset, length)
+}
+
 // Linker is implemented by a FileSystem that can make hard links
 // (Capabilities.HardLinks).
 type Linker interface {

@@ -21,6 +21,17 @@ const closeTimeout = 60 * time.Second
 
 // Open implements ufs.FileSystem.
 func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, nil)
+}
+
+// OpenIf implements ufs.ConditionalOpener. The fingerprint is checked on the
+// status the open returned; the file ID in it changes with every rewrite through
+// skyfs, and an append changes the length.
+func (f *FS) OpenIf(ctx context.Context, p string, offset, length int64, want ufs.Fingerprint) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, &want)
+}
+
+func (f *FS) open(ctx context.Context, p string, offset, length int64, want *ufs.Fingerprint) (io.ReadCloser, error) {
 	if err := f.check(ctx, "open", p); err != nil {
 		return nil, err
 	}
@@ -35,6 +46,10 @@ func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadC
 	if st.IsDir() {
 		r.Close()
 		return nil, f.fail("open", p, ufs.ErrIsDir)
+	}
+	if want != nil && !fingerprint(st).Equal(*want) {
+		r.Close()
+		return nil, f.fail("open", p, ufs.ErrStale)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		r.SetDeadline(dl)
@@ -238,7 +253,7 @@ func (f *FS) Copy(ctx context.Context, src, dst string) (ufs.Fingerprint, error)
 	if src == dst {
 		return fingerprint(st), nil
 	}
-	r, err := f.Open(ctx, src, 0, -1)
+	r, err := f.open(ctx, src, 0, -1, nil)
 	if err != nil {
 		return ufs.Fingerprint{}, err
 	}

@@ -168,6 +168,17 @@ func (f *FS) Put(ctx context.Context, p string, r io.Reader, size int64) (ufs.Fi
 
 // Open implements ufs.FileSystem.
 func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, nil)
+}
+
+// OpenIf implements ufs.ConditionalOpener: the fingerprint is checked on the
+// opened file (fstat), so the reader reads the version that was checked unless
+// another program rewrites the file in place.
+func (f *FS) OpenIf(ctx context.Context, p string, offset, length int64, want ufs.Fingerprint) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, &want)
+}
+
+func (f *FS) open(ctx context.Context, p string, offset, length int64, want *ufs.Fingerprint) (io.ReadCloser, error) {
 	if err := f.check(ctx, "open", p); err != nil {
 		return nil, err
 	}
@@ -186,6 +197,10 @@ func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadC
 	if st.IsDir() {
 		file.Close()
 		return nil, f.fail("open", p, ufs.ErrIsDir)
+	}
+	if want != nil && !fingerprint(st).Equal(*want) {
+		file.Close()
+		return nil, f.fail("open", p, ufs.ErrStale)
 	}
 	size := st.Size()
 	n := int64(0)

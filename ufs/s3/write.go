@@ -22,6 +22,29 @@ const cleanupTimeout = 30 * time.Second
 
 // Open implements ufs.FileSystem with one ranged GetObject.
 func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, nil)
+}
+
+// OpenIf implements ufs.ConditionalOpener: the GET carries If-Match with the
+// expected ETag, so S3 itself refuses a changed object (412); size and
+// Last-Modified are compared too where a HEAD was needed.
+func (f *FS) OpenIf(ctx context.Context, p string, offset, length int64, want ufs.Fingerprint) (io.ReadCloser, error) {
+	return f.open(ctx, p, offset, length, &want)
+}
+
+// headIf is head that also fails with ErrStale when want is set and differs.
+func (f *FS) headIf(ctx context.Context, key string, want *ufs.Fingerprint) error {
+	fp, err := f.head(ctx, key)
+	if err != nil {
+		return err
+	}
+	if want != nil && !fp.Equal(*want) {
+		return ufs.ErrStale
+	}
+	return nil
+}
+
+func (f *FS) open(ctx context.Context, p string, offset, length int64, want *ufs.Fingerprint) (io.ReadCloser, error) {
 	if err := f.checkPaths(ctx, "open", p); err != nil {
 		return nil, err
 	}
@@ -33,12 +56,15 @@ func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadC
 	}
 	key := f.Key(p)
 	if length == 0 {
-		if _, err := f.head(ctx, key); err != nil {
+		if err := f.headIf(ctx, key, want); err != nil {
 			return nil, f.fail("open", p, err)
 		}
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
 	in := &s3.GetObjectInput{Bucket: &f.bucket, Key: &key}
+	if want != nil {
+		in.IfMatch = ifMatch(want.ETag)
+	}
 	switch {
 	case length < 0 && offset > 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
@@ -49,10 +75,13 @@ func (f *FS) Open(ctx context.Context, p string, offset, length int64) (io.ReadC
 	if err != nil {
 		if isInvalidRange(err) {
 			// The range starts at or past the end: read(2) gives 0 bytes.
-			if _, herr := f.head(ctx, key); herr != nil {
+			if herr := f.headIf(ctx, key, want); herr != nil {
 				return nil, f.fail("open", p, herr)
 			}
 			return io.NopCloser(bytes.NewReader(nil)), nil
+		}
+		if want != nil && isPreconditionFailed(err) {
+			return nil, f.fail("open", p, ufs.ErrStale)
 		}
 		return nil, f.fail("open", p, err)
 	}

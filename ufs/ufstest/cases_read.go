@@ -163,6 +163,35 @@ func testRangedReads(t *testing.T, fsys ufs.FileSystem) {
 	}
 }
 
+func testOpenIf(t *testing.T, fsys ufs.FileSystem) {
+	if _, ok := fsys.(ufs.ConditionalOpener); !ok {
+		t.Logf("%T does not implement ufs.ConditionalOpener; checking the Stat fallback", fsys)
+	}
+	c := ctx(t)
+	old := Put(t, fsys, "f", content(3000, 1))
+	cur := Put(t, fsys, "f", content(3000, 2))
+	ranges := [][2]int64{{0, -1}, {10, 100}, {0, 0}, {3000, 10}, {5000, -1}}
+	for _, r := range ranges {
+		rc, err := ufs.OpenIf(c, fsys, "f", r[0], r[1], cur)
+		if err != nil {
+			t.Fatalf("OpenIf(%v) with the current fingerprint: %v", r, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		want := content(3000, 2)[min(r[0], 3000):]
+		if r[1] >= 0 {
+			want = want[:min(int64(len(want)), r[1])]
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("OpenIf(%v) read %d bytes, %v; want %d", r, len(got), err, len(want))
+		}
+		_, err = ufs.OpenIf(c, fsys, "f", r[0], r[1], old)
+		wantErr(t, fmt.Sprintf("OpenIf(%v) with an old fingerprint", r), err, ufs.ErrStale)
+	}
+	_, err := ufs.OpenIf(c, fsys, "missing", 0, -1, cur)
+	wantErr(t, "OpenIf of a missing file", err, ufs.ErrNotExist)
+}
+
 func testEmptyFile(t *testing.T, fsys ufs.FileSystem) {
 	fp := Put(t, fsys, "empty", nil)
 	if fp.Size != 0 {

@@ -37,6 +37,7 @@ func Run(t *testing.T, newFS func(t *testing.T) ufs.FileSystem) {
 		{"Overwrite", testOverwrite},
 		{"PutShortReader", testPutShortReader},
 		{"RangedReads", testRangedReads},
+		{"OpenIf", testOpenIf},
 		{"EmptyFile", testEmptyFile},
 		{"Writer", testWriter},
 		{"WriterSmall", testWriterSmall},
