@@ -14,10 +14,11 @@ import (
 
 // ack is one acknowledged create.
 type ack struct {
-	name string
-	ino  uint64
-	at   time.Time
-	by   string // the master that answered
+	name  string
+	ino   uint64
+	start time.Time // when the call began
+	at    time.Time // when it was acknowledged
+	by    string    // the master that answered
 }
 
 // writers runs n clients that create files named prefix-<client>-<seq> in dir
@@ -44,6 +45,7 @@ func startWriters(c *cluster, n int, dir, prefix string, cfg client.Config) *wri
 				}
 				name := fmt.Sprintf("%s-%02d-%05d", prefix, i, seq)
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				start := time.Now()
 				r, err := cl.Create(ctx, &pb.CreateRequest{Path: dir + "/" + name, Mode: 0o644})
 				cancel()
 				at := time.Now()
@@ -51,7 +53,7 @@ func startWriters(c *cluster, n int, dir, prefix string, cfg client.Config) *wri
 				if err != nil {
 					w.errs = append(w.errs, fmt.Errorf("create %s: %w", name, err))
 				} else {
-					w.acks = append(w.acks, ack{name: name, ino: r.Ino, at: at, by: cl.Leader()})
+					w.acks = append(w.acks, ack{name: name, ino: r.Ino, start: start, at: at, by: cl.Leader()})
 				}
 				w.mu.Unlock()
 				if err == nil {
