@@ -252,11 +252,12 @@ func BenchmarkNodeCreate(b *testing.B) {
 			defer c.closeAll()
 			l := c.nodes[c.leader()]
 			ctx := context.Background()
+			var seq atomic.Int64 // file names are unique in the cluster
 			for _, clients := range benchClients() {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 					b.ResetTimer()
-					runClients(b, clients, &commits, func(i int) error {
-						res, err := l.Propose(ctx, createEntry(fmt.Sprintf("c%d-%d-%d", clients, b.N, i)))
+					runClients(b, clients, &commits, func(int) error {
+						res, err := l.Propose(ctx, createEntry(fmt.Sprintf("f%d", seq.Add(1))))
 						if err == nil && res.Errno != 0 {
 							err = res.Errno
 						}

@@ -1,8 +1,10 @@
 package raftjournal
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +225,60 @@ func TestCheckpoint(t *testing.T) {
 	if st := n.Status(); st.LastSnapshotIndex != idx2 {
 		t.Fatalf("status: %+v", st)
 	}
+}
+
+// TestOpenFinishesInterruptedRestore leaves the store half restored (a
+// snapshot stream cut short, as by a crash during an install) and reopens:
+// Open restores the newest local snapshot again before raft starts.
+func TestOpenFinishesInterruptedRestore(t *testing.T) {
+	cfg := testConfig(t, "solo")
+	cfg.Peers = []Peer{{ID: cfg.NodeID, RaftAddr: cfg.RaftAddr, RPCAddr: cfg.RPCAddr}}
+	cs := newCrashStore()
+	cfg.store = cs
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "serving", n.Serving)
+	churn(t, n, 0, 10)
+	if _, err := n.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	churn(t, n, 10, 15)
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 {
+		t.Fatalf("snapshots: %v, %v", list, err)
+	}
+	_, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restore dies half way.
+	if err := meta.RestoreSnapshot(cs, bytes.NewReader(stream[:len(stream)/2])); err == nil {
+		t.Fatal("restore of half a snapshot succeeded")
+	}
+	cs.View(func(tx meta.Txn) error {
+		if r, _ := meta.Restoring(tx); !r {
+			t.Fatal("store not marked as restoring")
+		}
+		return nil
+	})
+	if n, err = Open(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	waitFor(t, 10*time.Second, "serving after the restore", n.Serving)
+	if err := n.ReadBarrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkChurn(t, n, 15)
 }
