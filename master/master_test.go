@@ -364,6 +364,32 @@ func TestMounts(t *testing.T) {
 	}
 	gm, err := e.mt.GetMount(ctx, &pb.GetMountRequest{Id: am.Mount.Id})
 	mustOK(t, "get", gm.GetErrno(), gm.GetMessage(), err)
+
+	// A mount daemon gets the credentials; Locate maps inodes to UFS paths.
+	ma, err := e.mt.MountAccess(ctx, &pb.MountAccessRequest{Id: am.Mount.Id})
+	mustOK(t, "access", ma.GetErrno(), ma.GetMessage(), err)
+	if ma.Mount.Options["s3.secretAccessKey"] != "hunter2" || ma.Mount.Uri != "s3://bucket/prefix" {
+		t.Errorf("mount access = %+v", ma.Mount)
+	}
+	if ma, err := e.mt.MountAccess(ctx, &pb.MountAccessRequest{Id: 999}); err != nil || ma.Errno != int32(syscall.ENOENT) || ma.Mount != nil {
+		t.Errorf("access to a missing mount: %v %v", ma, err)
+	}
+	dir, err := e.ns.Mkdir(ctx, &pb.MkdirRequest{Request: e.req(), Path: "/warehouse/a", Mode: 0o755})
+	mustOK(t, "mkdir", dir.GetErrno(), dir.GetMessage(), err)
+	f, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: "/warehouse/a/f.parquet", Mode: 0o644})
+	mustOK(t, "create", f.GetErrno(), f.GetMessage(), err)
+	loc, err := e.ns.Locate(ctx, &pb.LocateRequest{Ino: f.Attr.Ino})
+	mustOK(t, "locate", loc.GetErrno(), loc.GetMessage(), err)
+	if loc.MountId != am.Mount.Id || loc.UfsPath != "a/f.parquet" {
+		t.Errorf("locate = %+v", loc)
+	}
+	if loc, err := e.ns.Locate(ctx, &pb.LocateRequest{Ino: 1 << 40}); err != nil || loc.Errno != int32(syscall.ENOENT) {
+		t.Errorf("locate a missing inode: %v %v", loc, err)
+	}
+	un, err := e.ns.Unlink(ctx, &pb.UnlinkRequest{Request: e.req(), Path: "/warehouse/a/f.parquet"})
+	mustOK(t, "unlink", un.GetErrno(), un.GetMessage(), err)
+	rd, err := e.ns.Rmdir(ctx, &pb.RmdirRequest{Request: e.req(), Path: "/warehouse/a"})
+	mustOK(t, "rmdir", rd.GetErrno(), rd.GetMessage(), err)
 	rm, err := e.mt.RemoveMount(ctx, &pb.RemoveMountRequest{Request: e.req(), Id: am.Mount.Id})
 	mustOK(t, "remove", rm.GetErrno(), rm.GetMessage(), err)
 	ls, err = e.mt.ListMounts(ctx, &pb.ListMountsRequest{})

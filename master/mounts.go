@@ -162,3 +162,22 @@ func checkURI(uri string) error {
 	}
 	return nil
 }
+
+// MountAccess returns a mount with its credentials, for mount daemons.
+func (m *mountServer) MountAccess(ctx context.Context, req *pb.MountAccessRequest) (*pb.MountAccessResponse, error) {
+	var mt *meta.Mount
+	err := m.s.read(ctx, func(tx meta.Txn) (err error) {
+		mt, err = meta.GetMount(tx, req.Id)
+		return err
+	})
+	en, msg, err := m.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.MountAccessResponse{Errno: en, Message: msg}
+	if mt != nil {
+		resp.Mount = mountPB(mt)
+		resp.Mount.Uri, resp.Mount.Options = mt.URI, mt.Options
+	}
+	return resp, nil
+}

@@ -210,3 +210,22 @@ func checkXattrName(name []byte) error {
 	}
 	return nil
 }
+
+// Locate names the mount holding an inode and the path of its UFS object.
+func (n *nsServer) Locate(ctx context.Context, req *pb.LocateRequest) (*pb.LocateResponse, error) {
+	var mt *meta.Mount
+	var rel string
+	err := n.s.read(ctx, func(tx meta.Txn) (err error) {
+		mt, rel, err = meta.MountOf(tx, req.Ino)
+		return err
+	})
+	en, msg, err := n.s.outcome(err)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.LocateResponse{Errno: en, Message: msg, UfsPath: rel}
+	if mt != nil {
+		resp.MountId, resp.ReadOnly = mt.ID, mt.ReadOnly
+	}
+	return resp, nil
+}

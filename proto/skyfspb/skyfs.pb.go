@@ -2732,6 +2732,129 @@ func (x *StatFSResponse) GetMounts() uint64 {
 	return 0
 }
 
+// LocateRequest asks where the data of an inode lives.
+type LocateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateRequest) Reset() {
+	*x = LocateRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateRequest) ProtoMessage() {}
+
+func (x *LocateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
+func (*LocateRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *LocateRequest) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+// LocateResponse names the mount holding the inode and the path of its object
+// relative to the mount's root.
+type LocateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	MountId       uint64                 `protobuf:"varint,3,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	UfsPath       string                 `protobuf:"bytes,4,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,5,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateResponse) Reset() {
+	*x = LocateResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateResponse) ProtoMessage() {}
+
+func (x *LocateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
+func (*LocateResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *LocateResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *LocateResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LocateResponse) GetMountId() uint64 {
+	if x != nil {
+		return x.MountId
+	}
+	return 0
+}
+
+func (x *LocateResponse) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
+	}
+	return ""
+}
+
+func (x *LocateResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 type Mount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2749,7 +2872,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2884,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2897,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{37}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Mount) GetId() uint64 {
@@ -2848,7 +2971,7 @@ type AddMountRequest struct {
 
 func (x *AddMountRequest) Reset() {
 	*x = AddMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2983,7 @@ func (x *AddMountRequest) String() string {
 func (*AddMountRequest) ProtoMessage() {}
 
 func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2996,7 @@ func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountRequest.ProtoReflect.Descriptor instead.
 func (*AddMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{38}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddMountRequest) GetRequest() *RequestID {
@@ -2937,7 +3060,7 @@ type AddMountResponse struct {
 
 func (x *AddMountResponse) Reset() {
 	*x = AddMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3072,7 @@ func (x *AddMountResponse) String() string {
 func (*AddMountResponse) ProtoMessage() {}
 
 func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3085,7 @@ func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountResponse.ProtoReflect.Descriptor instead.
 func (*AddMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddMountResponse) GetErrno() int32 {
@@ -3005,7 +3128,7 @@ type RemoveMountRequest struct {
 
 func (x *RemoveMountRequest) Reset() {
 	*x = RemoveMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3140,7 @@ func (x *RemoveMountRequest) String() string {
 func (*RemoveMountRequest) ProtoMessage() {}
 
 func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3153,7 @@ func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveMountRequest) GetRequest() *RequestID {
@@ -3065,7 +3188,7 @@ type RemoveMountResponse struct {
 
 func (x *RemoveMountResponse) Reset() {
 	*x = RemoveMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3200,7 @@ func (x *RemoveMountResponse) String() string {
 func (*RemoveMountResponse) ProtoMessage() {}
 
 func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3213,7 @@ func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveMountResponse) GetErrno() int32 {
@@ -3123,7 +3246,7 @@ type GetMountRequest struct {
 
 func (x *GetMountRequest) Reset() {
 	*x = GetMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3258,7 @@ func (x *GetMountRequest) String() string {
 func (*GetMountRequest) ProtoMessage() {}
 
 func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3271,7 @@ func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountRequest.ProtoReflect.Descriptor instead.
 func (*GetMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetMountRequest) GetId() uint64 {
@@ -3169,7 +3292,7 @@ type GetMountResponse struct {
 
 func (x *GetMountResponse) Reset() {
 	*x = GetMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3304,7 @@ func (x *GetMountResponse) String() string {
 func (*GetMountResponse) ProtoMessage() {}
 
 func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3317,7 @@ func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountResponse.ProtoReflect.Descriptor instead.
 func (*GetMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetMountResponse) GetErrno() int32 {
@@ -3226,7 +3349,7 @@ type ListMountsRequest struct {
 
 func (x *ListMountsRequest) Reset() {
 	*x = ListMountsRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3361,7 @@ func (x *ListMountsRequest) String() string {
 func (*ListMountsRequest) ProtoMessage() {}
 
 func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3374,7 @@ func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsRequest.ProtoReflect.Descriptor instead.
 func (*ListMountsRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
 }
 
 type ListMountsResponse struct {
@@ -3265,7 +3388,7 @@ type ListMountsResponse struct {
 
 func (x *ListMountsResponse) Reset() {
 	*x = ListMountsResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3400,7 @@ func (x *ListMountsResponse) String() string {
 func (*ListMountsResponse) ProtoMessage() {}
 
 func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3413,7 @@ func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsResponse.ProtoReflect.Descriptor instead.
 func (*ListMountsResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListMountsResponse) GetErrno() int32 {
@@ -3310,6 +3433,114 @@ func (x *ListMountsResponse) GetMessage() string {
 func (x *ListMountsResponse) GetMounts() []*Mount {
 	if x != nil {
 		return x.Mounts
+	}
+	return nil
+}
+
+// MountAccessRequest asks for everything a mount daemon needs to reach a mount's
+// UFS, credentials included.
+type MountAccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MountAccessRequest) Reset() {
+	*x = MountAccessRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MountAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MountAccessRequest) ProtoMessage() {}
+
+func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MountAccessRequest.ProtoReflect.Descriptor instead.
+func (*MountAccessRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *MountAccessRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// MountAccessResponse carries the mount record with its options unredacted. It is
+// the only answer that carries secrets.
+type MountAccessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Mount         *Mount                 `protobuf:"bytes,3,opt,name=mount,proto3" json:"mount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MountAccessResponse) Reset() {
+	*x = MountAccessResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MountAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MountAccessResponse) ProtoMessage() {}
+
+func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MountAccessResponse.ProtoReflect.Descriptor instead.
+func (*MountAccessResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *MountAccessResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *MountAccessResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *MountAccessResponse) GetMount() *Mount {
+	if x != nil {
+		return x.Mount
 	}
 	return nil
 }
@@ -3337,7 +3568,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3580,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3593,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Member) GetId() string {
@@ -3454,7 +3685,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +3697,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +3710,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StatusRequest) GetLocal() bool {
@@ -3500,7 +3731,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3512,7 +3743,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3525,7 +3756,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StatusResponse) GetLeaderId() string {
@@ -3560,7 +3791,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3803,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3816,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -3617,7 +3848,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3860,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3873,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
 }
 
 type RemoveMemberRequest struct {
@@ -3654,7 +3885,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3897,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3910,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -3697,7 +3928,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3940,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3953,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
 }
 
 // TransferLeaderRequest hands leadership to the member id (to any up-to-date
@@ -3736,7 +3967,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3748,7 +3979,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3761,7 +3992,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TransferLeaderRequest) GetId() string {
@@ -3780,7 +4011,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +4023,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +4036,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TransferLeaderResponse) GetLeaderId() string {
@@ -3823,7 +4054,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3835,7 +4066,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3848,7 +4079,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
 }
 
 type CheckpointResponse struct {
@@ -3861,7 +4092,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3873,7 +4104,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3886,7 +4117,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CheckpointResponse) GetIndex() uint64 {
@@ -4104,7 +4335,15 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"block_size\x18\x04 \x01(\rR\tblockSize\x12 \n" +
 	"\fmax_name_len\x18\x05 \x01(\rR\n" +
 	"maxNameLen\x12\x16\n" +
-	"\x06mounts\x18\x06 \x01(\x04R\x06mounts\"\xb2\x02\n" +
+	"\x06mounts\x18\x06 \x01(\x04R\x06mounts\"!\n" +
+	"\rLocateRequest\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\"\x93\x01\n" +
+	"\x0eLocateResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x19\n" +
+	"\bmount_id\x18\x03 \x01(\x04R\amountId\x12\x19\n" +
+	"\bufs_path\x18\x04 \x01(\tR\aufsPath\x12\x1b\n" +
+	"\tread_only\x18\x05 \x01(\bR\breadOnly\"\xb2\x02\n" +
 	"\x05Mount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x10\n" +
@@ -4152,7 +4391,13 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x12ListMountsResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12'\n" +
-	"\x06mounts\x18\x03 \x03(\v2\x0f.skyfs.v1.MountR\x06mounts\"\xbb\x02\n" +
+	"\x06mounts\x18\x03 \x03(\v2\x0f.skyfs.v1.MountR\x06mounts\"$\n" +
+	"\x12MountAccessRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"l\n" +
+	"\x13MountAccessResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12%\n" +
+	"\x05mount\x18\x03 \x01(\v2\x0f.skyfs.v1.MountR\x05mount\"\xbb\x02\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -4192,7 +4437,8 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
 	"\tDIRECTORY\x10\x02\x12\v\n" +
-	"\aSYMLINK\x10\x032\xca\t\n" +
+	"\aSYMLINK\x10\x032\x87\n" +
+	"\n" +
 	"\tNamespace\x12;\n" +
 	"\x06Lookup\x12\x17.skyfs.v1.LookupRequest\x1a\x18.skyfs.v1.LookupResponse\x12>\n" +
 	"\aGetAttr\x12\x18.skyfs.v1.GetAttrRequest\x1a\x19.skyfs.v1.GetAttrResponse\x12J\n" +
@@ -4212,13 +4458,15 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\bSetXattr\x12\x19.skyfs.v1.SetXattrRequest\x1a\x17.skyfs.v1.XattrResponse\x12D\n" +
 	"\tListXattr\x12\x1a.skyfs.v1.ListXattrRequest\x1a\x1b.skyfs.v1.ListXattrResponse\x12D\n" +
 	"\vRemoveXattr\x12\x1c.skyfs.v1.RemoveXattrRequest\x1a\x17.skyfs.v1.XattrResponse\x12;\n" +
-	"\x06StatFS\x12\x17.skyfs.v1.StatFSRequest\x1a\x18.skyfs.v1.StatFSResponse2\xa3\x02\n" +
+	"\x06StatFS\x12\x17.skyfs.v1.StatFSRequest\x1a\x18.skyfs.v1.StatFSResponse\x12;\n" +
+	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse2\xef\x02\n" +
 	"\x06Mounts\x12A\n" +
 	"\bAddMount\x12\x19.skyfs.v1.AddMountRequest\x1a\x1a.skyfs.v1.AddMountResponse\x12J\n" +
 	"\vRemoveMount\x12\x1c.skyfs.v1.RemoveMountRequest\x1a\x1d.skyfs.v1.RemoveMountResponse\x12A\n" +
 	"\bGetMount\x12\x19.skyfs.v1.GetMountRequest\x1a\x1a.skyfs.v1.GetMountResponse\x12G\n" +
 	"\n" +
-	"ListMounts\x12\x1b.skyfs.v1.ListMountsRequest\x1a\x1c.skyfs.v1.ListMountsResponse2\xf9\x02\n" +
+	"ListMounts\x12\x1b.skyfs.v1.ListMountsRequest\x1a\x1c.skyfs.v1.ListMountsResponse\x12J\n" +
+	"\vMountAccess\x12\x1c.skyfs.v1.MountAccessRequest\x1a\x1d.skyfs.v1.MountAccessResponse2\xf9\x02\n" +
 	"\aCluster\x12;\n" +
 	"\x06Status\x12\x17.skyfs.v1.StatusRequest\x1a\x18.skyfs.v1.StatusResponse\x12D\n" +
 	"\tAddMember\x12\x1a.skyfs.v1.AddMemberRequest\x1a\x1b.skyfs.v1.AddMemberResponse\x12M\n" +
@@ -4240,7 +4488,7 @@ func file_skyfspb_skyfs_proto_rawDescGZIP() []byte {
 }
 
 var file_skyfspb_skyfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_skyfspb_skyfs_proto_goTypes = []any{
 	(FileType)(0),                  // 0: skyfs.v1.FileType
 	(*RequestID)(nil),              // 1: skyfs.v1.RequestID
@@ -4280,28 +4528,32 @@ var file_skyfspb_skyfs_proto_goTypes = []any{
 	(*ListXattrResponse)(nil),      // 35: skyfs.v1.ListXattrResponse
 	(*StatFSRequest)(nil),          // 36: skyfs.v1.StatFSRequest
 	(*StatFSResponse)(nil),         // 37: skyfs.v1.StatFSResponse
-	(*Mount)(nil),                  // 38: skyfs.v1.Mount
-	(*AddMountRequest)(nil),        // 39: skyfs.v1.AddMountRequest
-	(*AddMountResponse)(nil),       // 40: skyfs.v1.AddMountResponse
-	(*RemoveMountRequest)(nil),     // 41: skyfs.v1.RemoveMountRequest
-	(*RemoveMountResponse)(nil),    // 42: skyfs.v1.RemoveMountResponse
-	(*GetMountRequest)(nil),        // 43: skyfs.v1.GetMountRequest
-	(*GetMountResponse)(nil),       // 44: skyfs.v1.GetMountResponse
-	(*ListMountsRequest)(nil),      // 45: skyfs.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),     // 46: skyfs.v1.ListMountsResponse
-	(*Member)(nil),                 // 47: skyfs.v1.Member
-	(*StatusRequest)(nil),          // 48: skyfs.v1.StatusRequest
-	(*StatusResponse)(nil),         // 49: skyfs.v1.StatusResponse
-	(*AddMemberRequest)(nil),       // 50: skyfs.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 51: skyfs.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 52: skyfs.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 53: skyfs.v1.RemoveMemberResponse
-	(*TransferLeaderRequest)(nil),  // 54: skyfs.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 55: skyfs.v1.TransferLeaderResponse
-	(*CheckpointRequest)(nil),      // 56: skyfs.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),     // 57: skyfs.v1.CheckpointResponse
-	nil,                            // 58: skyfs.v1.Mount.OptionsEntry
-	nil,                            // 59: skyfs.v1.AddMountRequest.OptionsEntry
+	(*LocateRequest)(nil),          // 38: skyfs.v1.LocateRequest
+	(*LocateResponse)(nil),         // 39: skyfs.v1.LocateResponse
+	(*Mount)(nil),                  // 40: skyfs.v1.Mount
+	(*AddMountRequest)(nil),        // 41: skyfs.v1.AddMountRequest
+	(*AddMountResponse)(nil),       // 42: skyfs.v1.AddMountResponse
+	(*RemoveMountRequest)(nil),     // 43: skyfs.v1.RemoveMountRequest
+	(*RemoveMountResponse)(nil),    // 44: skyfs.v1.RemoveMountResponse
+	(*GetMountRequest)(nil),        // 45: skyfs.v1.GetMountRequest
+	(*GetMountResponse)(nil),       // 46: skyfs.v1.GetMountResponse
+	(*ListMountsRequest)(nil),      // 47: skyfs.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),     // 48: skyfs.v1.ListMountsResponse
+	(*MountAccessRequest)(nil),     // 49: skyfs.v1.MountAccessRequest
+	(*MountAccessResponse)(nil),    // 50: skyfs.v1.MountAccessResponse
+	(*Member)(nil),                 // 51: skyfs.v1.Member
+	(*StatusRequest)(nil),          // 52: skyfs.v1.StatusRequest
+	(*StatusResponse)(nil),         // 53: skyfs.v1.StatusResponse
+	(*AddMemberRequest)(nil),       // 54: skyfs.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 55: skyfs.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 56: skyfs.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 57: skyfs.v1.RemoveMemberResponse
+	(*TransferLeaderRequest)(nil),  // 58: skyfs.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 59: skyfs.v1.TransferLeaderResponse
+	(*CheckpointRequest)(nil),      // 60: skyfs.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),     // 61: skyfs.v1.CheckpointResponse
+	nil,                            // 62: skyfs.v1.Mount.OptionsEntry
+	nil,                            // 63: skyfs.v1.AddMountRequest.OptionsEntry
 }
 var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	0,  // 0: skyfs.v1.Attr.type:type_name -> skyfs.v1.FileType
@@ -4329,76 +4581,81 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	4,  // 22: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
 	1,  // 23: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
 	1,  // 24: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	58, // 25: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	62, // 25: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
 	1,  // 26: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
 	2,  // 27: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	59, // 28: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	38, // 29: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	63, // 28: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	40, // 29: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
 	1,  // 30: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	38, // 31: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	38, // 32: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	47, // 33: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 34: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 35: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 36: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 37: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 38: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 39: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	20, // 40: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 41: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 42: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	21, // 43: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	22, // 44: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	24, // 45: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	26, // 46: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	27, // 47: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	29, // 48: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	31, // 49: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	34, // 50: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	32, // 51: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	36, // 52: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	39, // 53: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	41, // 54: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	43, // 55: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	45, // 56: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	48, // 57: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	50, // 58: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	52, // 59: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	54, // 60: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	56, // 61: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 62: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 63: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 64: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 65: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 66: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 67: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 68: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 69: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 70: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 71: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 72: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 73: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 74: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 75: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 76: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 77: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 78: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 79: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 80: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	40, // 81: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	42, // 82: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	44, // 83: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	46, // 84: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	49, // 85: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	51, // 86: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	53, // 87: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	55, // 88: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	57, // 89: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	62, // [62:90] is the sub-list for method output_type
-	34, // [34:62] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	40, // 31: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	40, // 32: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	40, // 33: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	51, // 34: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 35: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 36: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 37: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 38: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 39: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 40: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	20, // 41: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 42: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 43: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	21, // 44: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	22, // 45: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	24, // 46: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	26, // 47: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	27, // 48: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	29, // 49: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	31, // 50: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	34, // 51: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	32, // 52: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	36, // 53: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	38, // 54: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 55: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	43, // 56: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	45, // 57: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	47, // 58: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	49, // 59: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	52, // 60: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	54, // 61: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	56, // 62: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	58, // 63: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	60, // 64: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 65: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 66: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 67: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 68: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	19, // 69: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	19, // 70: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	19, // 71: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	19, // 72: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	19, // 73: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	23, // 74: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	23, // 75: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	25, // 76: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	19, // 77: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	28, // 78: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	30, // 79: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	33, // 80: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	35, // 81: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	33, // 82: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	37, // 83: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	39, // 84: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	42, // 85: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	44, // 86: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	46, // 87: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	48, // 88: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	50, // 89: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	53, // 90: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	55, // 91: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	57, // 92: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	59, // 93: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	61, // 94: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	65, // [65:95] is the sub-list for method output_type
+	35, // [35:65] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }
@@ -4412,7 +4669,7 @@ func file_skyfspb_skyfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyfspb_skyfs_proto_rawDesc), len(file_skyfspb_skyfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   59,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

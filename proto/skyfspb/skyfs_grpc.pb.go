@@ -57,6 +57,7 @@ const (
 	Namespace_ListXattr_FullMethodName    = "/skyfs.v1.Namespace/ListXattr"
 	Namespace_RemoveXattr_FullMethodName  = "/skyfs.v1.Namespace/RemoveXattr"
 	Namespace_StatFS_FullMethodName       = "/skyfs.v1.Namespace/StatFS"
+	Namespace_Locate_FullMethodName       = "/skyfs.v1.Namespace/Locate"
 )
 
 // NamespaceClient is the client API for Namespace service.
@@ -84,6 +85,7 @@ type NamespaceClient interface {
 	ListXattr(ctx context.Context, in *ListXattrRequest, opts ...grpc.CallOption) (*ListXattrResponse, error)
 	RemoveXattr(ctx context.Context, in *RemoveXattrRequest, opts ...grpc.CallOption) (*XattrResponse, error)
 	StatFS(ctx context.Context, in *StatFSRequest, opts ...grpc.CallOption) (*StatFSResponse, error)
+	Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateResponse, error)
 }
 
 type namespaceClient struct {
@@ -284,6 +286,16 @@ func (c *namespaceClient) StatFS(ctx context.Context, in *StatFSRequest, opts ..
 	return out, nil
 }
 
+func (c *namespaceClient) Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LocateResponse)
+	err := c.cc.Invoke(ctx, Namespace_Locate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NamespaceServer is the server API for Namespace service.
 // All implementations must embed UnimplementedNamespaceServer
 // for forward compatibility.
@@ -309,6 +321,7 @@ type NamespaceServer interface {
 	ListXattr(context.Context, *ListXattrRequest) (*ListXattrResponse, error)
 	RemoveXattr(context.Context, *RemoveXattrRequest) (*XattrResponse, error)
 	StatFS(context.Context, *StatFSRequest) (*StatFSResponse, error)
+	Locate(context.Context, *LocateRequest) (*LocateResponse, error)
 	mustEmbedUnimplementedNamespaceServer()
 }
 
@@ -375,6 +388,9 @@ func (UnimplementedNamespaceServer) RemoveXattr(context.Context, *RemoveXattrReq
 }
 func (UnimplementedNamespaceServer) StatFS(context.Context, *StatFSRequest) (*StatFSResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StatFS not implemented")
+}
+func (UnimplementedNamespaceServer) Locate(context.Context, *LocateRequest) (*LocateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Locate not implemented")
 }
 func (UnimplementedNamespaceServer) mustEmbedUnimplementedNamespaceServer() {}
 func (UnimplementedNamespaceServer) testEmbeddedByValue()                   {}
@@ -739,6 +755,24 @@ func _Namespace_StatFS_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Namespace_Locate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LocateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).Locate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_Locate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).Locate(ctx, req.(*LocateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Namespace_ServiceDesc is the grpc.ServiceDesc for Namespace service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -822,6 +856,10 @@ var Namespace_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "StatFS",
 			Handler:    _Namespace_StatFS_Handler,
 		},
+		{
+			MethodName: "Locate",
+			Handler:    _Namespace_Locate_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "skyfspb/skyfs.proto",
@@ -832,6 +870,7 @@ const (
 	Mounts_RemoveMount_FullMethodName = "/skyfs.v1.Mounts/RemoveMount"
 	Mounts_GetMount_FullMethodName    = "/skyfs.v1.Mounts/GetMount"
 	Mounts_ListMounts_FullMethodName  = "/skyfs.v1.Mounts/ListMounts"
+	Mounts_MountAccess_FullMethodName = "/skyfs.v1.Mounts/MountAccess"
 )
 
 // MountsClient is the client API for Mounts service.
@@ -844,6 +883,7 @@ type MountsClient interface {
 	RemoveMount(ctx context.Context, in *RemoveMountRequest, opts ...grpc.CallOption) (*RemoveMountResponse, error)
 	GetMount(ctx context.Context, in *GetMountRequest, opts ...grpc.CallOption) (*GetMountResponse, error)
 	ListMounts(ctx context.Context, in *ListMountsRequest, opts ...grpc.CallOption) (*ListMountsResponse, error)
+	MountAccess(ctx context.Context, in *MountAccessRequest, opts ...grpc.CallOption) (*MountAccessResponse, error)
 }
 
 type mountsClient struct {
@@ -894,6 +934,16 @@ func (c *mountsClient) ListMounts(ctx context.Context, in *ListMountsRequest, op
 	return out, nil
 }
 
+func (c *mountsClient) MountAccess(ctx context.Context, in *MountAccessRequest, opts ...grpc.CallOption) (*MountAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MountAccessResponse)
+	err := c.cc.Invoke(ctx, Mounts_MountAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MountsServer is the server API for Mounts service.
 // All implementations must embed UnimplementedMountsServer
 // for forward compatibility.
@@ -904,6 +954,7 @@ type MountsServer interface {
 	RemoveMount(context.Context, *RemoveMountRequest) (*RemoveMountResponse, error)
 	GetMount(context.Context, *GetMountRequest) (*GetMountResponse, error)
 	ListMounts(context.Context, *ListMountsRequest) (*ListMountsResponse, error)
+	MountAccess(context.Context, *MountAccessRequest) (*MountAccessResponse, error)
 	mustEmbedUnimplementedMountsServer()
 }
 
@@ -925,6 +976,9 @@ func (UnimplementedMountsServer) GetMount(context.Context, *GetMountRequest) (*G
 }
 func (UnimplementedMountsServer) ListMounts(context.Context, *ListMountsRequest) (*ListMountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMounts not implemented")
+}
+func (UnimplementedMountsServer) MountAccess(context.Context, *MountAccessRequest) (*MountAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MountAccess not implemented")
 }
 func (UnimplementedMountsServer) mustEmbedUnimplementedMountsServer() {}
 func (UnimplementedMountsServer) testEmbeddedByValue()                {}
@@ -1019,6 +1073,24 @@ func _Mounts_ListMounts_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Mounts_MountAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MountAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MountsServer).MountAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Mounts_MountAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MountsServer).MountAccess(ctx, req.(*MountAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Mounts_ServiceDesc is the grpc.ServiceDesc for Mounts service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1041,6 +1113,10 @@ var Mounts_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMounts",
 			Handler:    _Mounts_ListMounts_Handler,
+		},
+		{
+			MethodName: "MountAccess",
+			Handler:    _Mounts_MountAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
