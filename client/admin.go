@@ -138,3 +138,17 @@ func (c *Client) Checkpoint(ctx context.Context) (uint64, error) {
 	}
 	return resp.Index, nil
 }
+
+// MountAccess returns a mount with its credentials. Only mount daemons call it;
+// the result must stay in memory.
+func (c *Client) MountAccess(ctx context.Context, id uint64) (*pb.Mount, error) {
+	var resp *pb.MountAccessResponse
+	err := c.call(ctx, "mount access", func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = pb.NewMountsClient(conn).MountAccess(ctx, &pb.MountAccessRequest{Id: id})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Mount, errnoError(resp.Errno, resp.Message)
+}

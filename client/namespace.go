@@ -273,3 +273,17 @@ func (c *Client) StatFS(ctx context.Context) (*pb.StatFSResponse, error) {
 	}
 	return resp, errnoError(resp.Errno, resp.Message)
 }
+
+// Locate returns the mount holding an inode and the path of its UFS object
+// relative to the mount's root.
+func (c *Client) Locate(ctx context.Context, ino uint64) (*pb.LocateResponse, error) {
+	var resp *pb.LocateResponse
+	err := c.call(ctx, "locate", func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = pb.NewNamespaceClient(conn).Locate(ctx, &pb.LocateRequest{Ino: ino})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, errnoError(resp.Errno, resp.Message)
+}
