@@ -407,6 +407,11 @@ func (n *Node) LeaderChanges() <-chan bool { return n.changes }
 func (n *Node) setServing(on bool, term uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.setServingLocked(on, term)
+}
+
+// setServingLocked is setServing with n.mu held.
+func (n *Node) setServingLocked(on bool, term uint64) {
 	if n.serving == on && (!on || n.servingTerm == term) {
 		return
 	}
@@ -431,8 +436,8 @@ func (n *Node) watchLeadership() {
 			n.mu.Lock()
 			n.gen++
 			gen := n.gen
+			n.setServingLocked(false, 0)
 			n.mu.Unlock()
-			n.setServing(false, 0)
 			if leader {
 				n.wg.Add(1)
 				go n.promote(gen)
@@ -467,11 +472,15 @@ func (n *Node) promote(gen uint64) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// Under n.mu, so that a step-down notified meanwhile (which bumps gen
+	// under n.mu) cannot be overtaken.
 	n.mu.Lock()
-	ok := n.gen == gen
+	ok := n.gen == gen && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+	if ok {
+		n.setServingLocked(true, term)
+	}
 	n.mu.Unlock()
-	if ok && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term {
-		n.setServing(true, term)
+	if ok {
 		n.log.Info("raftjournal: serving as leader", "term", term)
 	}
 }
