@@ -312,12 +312,17 @@ func median(v []float64) float64 {
 // BenchmarkInterleaved compares configurations on a noisy machine: it starts a
 // bare raft cluster and a Node cluster for each of stock and tuned settings
 // (RAFTJOURNAL_TUNE picks others), then runs short bursts on each in turn,
-// several rounds, and reports the median rate and median latency of each
-// cluster per client count. Run it with -benchtime 1x:
+// several rounds (RAFTJOURNAL_ROUNDS, default 5), and reports the median rate
+// and median latency of each cluster per client count. Run it with
+// -benchtime 1x:
 //
 //	go test -run '^$' -bench Interleaved -benchtime 1x ./raftjournal/
 func BenchmarkInterleaved(b *testing.B) {
-	const rounds, burstLen = 5, 1500 * time.Millisecond
+	const burstLen = 1500 * time.Millisecond
+	rounds := 5
+	if v, err := strconv.Atoi(os.Getenv("RAFTJOURNAL_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	type target struct {
 		name    string
 		op      func(clients, i int) error

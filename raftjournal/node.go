@@ -535,7 +535,8 @@ func setMember(p Peer) *journalpb.Command {
 // entry is in flight the error also says not leader, but the entry may still
 // be committed by the next leader: callers retry with the same RequestID, which
 // meta deduplicates. A ctx that ends first leaves the outcome unknown in the
-// same way.
+// same way. Concurrent proposals travel together in one log entry (see
+// waves.go); each still gets its own result, in the order raft committed them.
 func (n *Node) Propose(ctx context.Context, e *metapb.Entry) (meta.Result, error) {
 	if !n.Serving() {
 		return meta.Result{}, n.notLeader(nil)

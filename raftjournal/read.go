@@ -86,7 +86,7 @@ func (n *Node) await(ctx context.Context) (*round, error) {
 		return nil, ErrClosed
 	}
 	if r.err != nil {
-		return nil, n.wait(context.Background(), errorFuture{r.err})
+		return nil, n.waitErr(r.err)
 	}
 	n.mu.Lock()
 	ok := n.serving && n.servingTerm == r.term
@@ -178,8 +178,3 @@ func (n *Node) leaseValid() bool {
 	n.mu.Unlock()
 	return ok && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
 }
-
-// errorFuture is a resolved raft.Future.
-type errorFuture struct{ err error }
-
-func (f errorFuture) Error() error { return f.err }
