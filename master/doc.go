@@ -29,7 +29,41 @@
 //   - Removing or renaming "/" is EBUSY; creating "/" is EEXIST.
 //   - The caller's uid and gid are taken from the request as given; there is no
 //     authentication yet.
-//   - Mount records are journaled only: the UFS side of a mount comes later.
+//
+// # The UFS side
+//
+// Under a UFS mount, mkdir, unlink, rmdir, rename and link do their UFS part
+// on the leader first (ufs_side.go) and journal only once it succeeded; a UFS
+// error reaches the caller as an errno (not exist ENOENT, exists EEXIST, not
+// empty ENOTEMPTY, permission EACCES, unreachable EIO, ...) with a one-line
+// message free of secrets, and changes no metadata. The journal's lease is
+// checked right before every UFS side effect, so a deposed leader never
+// touches a UFS. A crash between the UFS part and the entry is repaired by the
+// next sync. The master opens each mount's FileSystem lazily from its record
+// and closes it on unmount and when it stops leading. Decisions:
+//   - Create journals a pending file only: the mount daemon uploads on close
+//     and calls CompleteFile. Unlink or rename of a pending file, and
+//     everything about symlinks and xattrs, stays in the master.
+//   - Unlink or rmdir of an object already gone from the UFS succeeds.
+//   - Every mutation under a read-only mount is EROFS; RENAME_EXCHANGE under
+//     a mount is EINVAL; a hard link is EPERM unless the UFS has them.
+//   - AddMount lists one entry of the UFS root with the given options before
+//     anything is journaled. Config.RootUFS is mounted at "/" by a leader
+//     that finds the root unmounted (Run); Run also purges the subtrees that
+//     unmounts detach (never touching the UFS).
+//
+// # Metadata sync
+//
+// The first Lookup, ReadDir or ResolvePath through a directory under a mount
+// that is not loaded (or whose load is older than the mount's sync interval)
+// loads it (sync.go): the UFS listing is read in pages and journaled in
+// LoadDir entries of at most meta.MaxLoadBatch children, so memory is bounded
+// by one batch. Concurrent loads of one directory are coalesced and run under
+// the server's context, not the caller's. Loaded entries get mode 0644 (files)
+// or 0755 (directories) and the owner of the mount options "uid" and "gid"
+// (default 0); names the namespace cannot hold are skipped and logged. Sync
+// (skyfs sync) forces a reload of a directory, or of a whole subtree, and
+// streams its progress.
 //
 // The package must never mutate the namespace other than by proposing an entry,
 // must never let a follower answer a namespace call, and must never import the

@@ -25,6 +25,7 @@ type fakeJournal struct {
 	serving   atomic.Bool
 	proposals atomic.Int64
 	barriers  atomic.Int64
+	noLease   atomic.Bool // CheckLease fails
 
 	mu      sync.Mutex
 	entries []*metapb.Entry
@@ -186,4 +187,11 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func (f *fakeJournal) CheckLease(context.Context) error {
+	if !f.serving.Load() || f.noLease.Load() {
+		return raftjournal.ErrLeaseExpired
+	}
+	return nil
 }

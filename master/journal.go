@@ -26,6 +26,9 @@ type Journal interface {
 	Serving() bool
 	// Leader returns the leader this node knows of, if any.
 	Leader() (id, rpcAddr string)
+	// CheckLease returns nil only while this node leads and a quorum has
+	// confirmed it within the lease: the condition for a UFS side effect.
+	CheckLease(ctx context.Context) error
 }
 
 // Admin runs the journal's membership changes and snapshots, and reports this

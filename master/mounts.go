@@ -11,8 +11,8 @@ import (
 	"github.com/skyfs/skyfs/ufs"
 )
 
-// mountServer is the Mounts service. For now it journals mount records only;
-// the UFS side of a mount comes later.
+// mountServer is the Mounts service: the mount table, and metadata sync
+// (sync.go).
 type mountServer struct {
 	pb.UnimplementedMountsServer
 	s *Server
@@ -35,9 +35,30 @@ func mountPB(m *meta.Mount) *pb.Mount {
 	}
 }
 
-// AddMount adds a UFS mount at a new path or an empty directory.
+// AddMount adds a UFS mount at a new path or an empty directory, once the UFS
+// answered a listing of its root with the given options.
 func (m *mountServer) AddMount(ctx context.Context, req *pb.AddMountRequest) (*pb.AddMountResponse, error) {
 	uid, gid := callerOf(req.Caller)
+	_, err := splitPath(req.Path)
+	if err == nil {
+		err = checkURI(req.Uri)
+	}
+	if err == nil {
+		err = checkMountOptions(req.Options)
+	}
+	if err == nil && !m.s.j.Serving() {
+		err = errNotServing
+	}
+	if err == nil {
+		err = checkUFS(ctx, req.Uri, req.Options)
+	}
+	if err != nil {
+		en, msg, err := m.s.outcome(err)
+		if err != nil {
+			return nil, err
+		}
+		return &pb.AddMountResponse{Errno: en, Message: msg}, nil
+	}
 	res, err := m.s.mutate(ctx, req.Request, func(_ meta.Txn, e *metapb.Entry) error {
 		comps, err := splitPath(req.Path)
 		if err != nil {
@@ -109,6 +130,12 @@ func (m *mountServer) RemoveMount(ctx context.Context, req *pb.RemoveMountReques
 	}
 	if en != 0 {
 		return &pb.RemoveMountResponse{Errno: en, Message: msg}, nil
+	}
+	if res.Errno == 0 {
+		// The detached subtree is purged in the background; the UFS is
+		// never touched.
+		m.s.dropUnmounted()
+		m.s.wake()
 	}
 	return &pb.RemoveMountResponse{Errno: int32(res.Errno), Replayed: res.Replayed}, nil
 }

@@ -31,6 +31,9 @@ func (n *nsServer) SetAttr(ctx context.Context, req *pb.SetAttrRequest) (*pb.Ent
 			}
 			ino = a.Ino
 		}
+		if err := checkWritable(tx, ino); err != nil {
+			return err
+		}
 		op := &metapb.SetAttr{
 			Ino: ino, Valid: req.Valid, Mode: req.Mode & 0o7777, Uid: req.Uid, Gid: req.Gid,
 			Size: req.Size, AtimeNs: req.AtimeNs, MtimeNs: req.MtimeNs, Ufs: fingerprintMeta(req.Ufs),
@@ -75,6 +78,9 @@ func (n *nsServer) SetXattr(ctx context.Context, req *pb.SetXattrRequest) (*pb.X
 		if err != nil {
 			return err
 		}
+		if err := checkWritable(tx, a.Ino); err != nil {
+			return err
+		}
 		e.Op = &metapb.Entry_SetXattr{SetXattr: &metapb.SetXattr{Ino: a.Ino, Name: req.Name, Value: req.Value, Flags: req.Flags}}
 		return nil
 	}))
@@ -88,6 +94,9 @@ func (n *nsServer) RemoveXattr(ctx context.Context, req *pb.RemoveXattrRequest) 
 		}
 		a, err := inodeOf(tx, req.Ino, req.Path)
 		if err != nil {
+			return err
+		}
+		if err := checkWritable(tx, a.Ino); err != nil {
 			return err
 		}
 		e.Op = &metapb.Entry_RemoveXattr{RemoveXattr: &metapb.RemoveXattr{Ino: a.Ino, Name: req.Name}}

@@ -24,34 +24,50 @@ func (s *Server) entryResponse(res meta.Result, err error) (*pb.EntryResponse, e
 	return &pb.EntryResponse{Attr: s.attrOf(res), Ino: res.Ino, Replayed: res.Replayed}, nil
 }
 
-// Mkdir creates a directory.
+// Mkdir creates a directory; under a mount, its UFS directory (an S3 marker
+// object) first.
 func (n *nsServer) Mkdir(ctx context.Context, req *pb.MkdirRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
-	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+	if err := n.s.preloadParent(ctx, ref); err != nil {
+		return n.s.entryResponse(meta.Result{}, err)
+	}
+	return n.s.entryResponse(n.s.mutateUFS(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		e.Op = &metapb.Entry_Mkdir{Mkdir: &metapb.Mkdir{
-			Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid,
-		}}
-		return nil
+		op := &metapb.Mkdir{Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid}
+		e.Op = &metapb.Entry_Mkdir{Mkdir: op}
+		return n.s.mkdirSide(tx, op)
 	}))
 }
 
-// Create creates an empty regular file.
+// Create creates an empty regular file. Under a mount the file is pending: the
+// mount daemon uploads it on close and then calls CompleteFile.
 func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
+	if err := n.s.preloadParent(ctx, ref); err != nil {
+		return n.s.entryResponse(meta.Result{}, err)
+	}
 	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
 			return err
 		}
-		e.Op = &metapb.Entry_CreateFile{CreateFile: &metapb.CreateFile{
-			Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid,
-		}}
+		op := &metapb.CreateFile{Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid}
+		m, _, err := under(tx, parent)
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			if err := writable(m); err != nil {
+				return err
+			}
+			op.Persist = metapb.PersistState_PENDING
+		}
+		e.Op = &metapb.Entry_CreateFile{CreateFile: op}
 		return nil
 	}))
 }
@@ -68,6 +84,9 @@ func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.Ent
 		if err != nil {
 			return err
 		}
+		if err := checkWritable(tx, parent); err != nil {
+			return err
+		}
 		e.Op = &metapb.Entry_Symlink{Symlink: &metapb.Symlink{
 			Parent: parent, Name: name, Target: req.Target, Uid: uid, Gid: gid,
 		}}
@@ -75,24 +94,29 @@ func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.Ent
 	}))
 }
 
-// Link adds a hard link to an existing inode.
+// Link adds a hard link to an existing inode. Under a mount whose UFS has no
+// hard links (an object store) it is EPERM.
 func (n *nsServer) Link(ctx context.Context, req *pb.LinkRequest) (*pb.EntryResponse, error) {
 	ref := entryRef{parent: req.NewParent, name: req.NewName, path: req.NewPath}
-	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+	if err := n.s.preloadParent(ctx, ref); err != nil {
+		return n.s.entryResponse(meta.Result{}, err)
+	}
+	return n.s.entryResponse(n.s.mutateUFS(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
 		ino := req.Ino
 		if req.Path != "" {
 			a, err := inodeOf(tx, 0, req.Path)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			ino = a.Ino
 		}
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		e.Op = &metapb.Entry_Link{Link: &metapb.Link{Ino: ino, NewParent: parent, NewName: name}}
-		return nil
+		op := &metapb.Link{Ino: ino, NewParent: parent, NewName: name}
+		e.Op = &metapb.Entry_Link{Link: op}
+		return n.s.linkSide(tx, op)
 	}))
 }
 

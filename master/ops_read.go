@@ -19,6 +19,10 @@ func (n *nsServer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.Looku
 	var a *meta.Attr
 	err := checkName(req.Name)
 	if err == nil {
+		_, err = n.s.ensureLoaded(ctx, req.Parent, false)
+		err = loadErr(err)
+	}
+	if err == nil {
 		err = n.s.read(ctx, func(tx meta.Txn) (err error) {
 			a, err = meta.Lookup(tx, req.Parent, req.Name)
 			return err
@@ -50,6 +54,9 @@ func (n *nsServer) ResolvePath(ctx context.Context, req *pb.ResolvePathRequest) 
 	var a *meta.Attr
 	comps, err := splitPath(req.Path)
 	if err == nil {
+		err = n.s.preloadPath(ctx, comps, false)
+	}
+	if err == nil {
 		err = n.s.read(ctx, func(tx meta.Txn) (err error) {
 			a, err = walk(tx, comps)
 			return err
@@ -75,6 +82,9 @@ func (n *nsServer) ReadDir(ctx context.Context, req *pb.ReadDirRequest) (*pb.Rea
 	}
 	if err == nil && len(req.Cursor) > 0 {
 		err = checkName(req.Cursor)
+	}
+	if err == nil {
+		err = n.s.preloadInode(ctx, req.Ino, req.Path)
 	}
 	if err == nil {
 		err = n.s.read(ctx, func(tx meta.Txn) error {

@@ -29,6 +29,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the leader's clock; nil means time.Now.
 	Now func() time.Time
+
+	// RootUFS is the URI of the UFS backing "/", mounted by the first leader
+	// that finds the root unmounted; empty leaves the root without a UFS.
+	RootUFS string
+	// RootOptions are the options of RootUFS (credentials among them).
+	RootOptions map[string]string
+	// RootSyncInterval is the sync interval of the root mount (0: never
+	// reload a loaded directory on access).
+	RootSyncInterval time.Duration
+	// ListPageSize is the page size of UFS listings (0: ufs.DefaultPageSize).
+	ListPageSize int
 }
 
 // Errors of the service that are not POSIX outcomes.
@@ -54,6 +65,13 @@ type Server struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*grpc.ClientConn
+
+	cfg    Config
+	ufs    ufsTable  // opened UFSs by mount id (ufs_mounts.go)
+	loads  loadGroup // directory loads in flight (sync.go)
+	kick   chan struct{}
+	bg     context.Context // ends on Close: bounds loads started for callers
+	stopBg context.CancelFunc
 }
 
 // New returns a Server over cfg.Journal.
@@ -61,7 +79,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Journal == nil {
 		return nil, ErrNoJournal
 	}
-	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn)}
+	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), cfg: cfg}
+	s.kick = make(chan struct{}, 1)
+	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,8 +98,11 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 	pb.RegisterClusterServer(g, &clusterServer{s: s})
 }
 
-// Close releases the connections the server opened to other masters.
+// Close releases the connections the server opened to other masters and the
+// UFSs it opened, and stops loads in flight.
 func (s *Server) Close() error {
+	s.stopBg()
+	s.ufs.closeAll()
 	s.peersMu.Lock()
 	defer s.peersMu.Unlock()
 	var errs []error
@@ -215,6 +238,20 @@ func (s *Server) attrOf(res meta.Result) *pb.Attr {
 // state, and proposes the entry build filled in. The finish functions run once
 // the entry's time is decided.
 func (s *Server) mutate(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) error, finish ...func(*metapb.Entry)) (meta.Result, error) {
+	return s.mutateUFS(ctx, req, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
+		return nil, build(tx, e)
+	}, finish...)
+}
+
+// sideEffect is the UFS part of a mutation. It runs on the leader after the
+// entry is built and before it is proposed, once the lease is confirmed; an
+// error (a posixError made by ufsFail) fails the mutation, which then changes
+// no metadata.
+type sideEffect func(ctx context.Context) error
+
+// mutateUFS is mutate for a mutation that may have a UFS side effect: build
+// returns it (nil for none).
+func (s *Server) mutateUFS(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish ...func(*metapb.Entry)) (meta.Result, error) {
 	if req == nil || req.Client == 0 {
 		return meta.Result{}, status.Error(codes.InvalidArgument, "mutation without a request id (client id must be non-zero)")
 	}
@@ -222,8 +259,20 @@ func (s *Server) mutate(ctx context.Context, req *pb.RequestID, build func(tx me
 		Version: meta.EntryVersion,
 		Request: &metapb.RequestID{Client: req.Client, Seq: req.Seq},
 	}
-	if err := s.resolve(func(tx meta.Txn) error { return build(tx, e) }); err != nil {
+	var side sideEffect
+	if err := s.resolve(func(tx meta.Txn) (err error) {
+		side, err = build(tx, e)
+		return err
+	}); err != nil {
 		return meta.Result{}, err
+	}
+	if side != nil {
+		if err := s.j.CheckLease(ctx); err != nil {
+			return meta.Result{}, &journalError{err}
+		}
+		if err := side(ctx); err != nil {
+			return meta.Result{}, err
+		}
 	}
 	e.TimeNs = s.clock()
 	for _, f := range finish {
@@ -237,4 +286,18 @@ func (s *Server) mutate(ctx context.Context, req *pb.RequestID, build func(tx me
 		return meta.Result{}, &journalError{err}
 	}
 	return res, nil
+}
+
+// propose proposes an entry of the master's own (a load, a purge, the root
+// mount), without a request id.
+func (s *Server) propose(ctx context.Context, e *metapb.Entry) (meta.Result, error) {
+	if !s.j.Serving() {
+		return meta.Result{}, errNotServing
+	}
+	e.Version, e.TimeNs = meta.EntryVersion, s.clock()
+	res, err := s.j.Propose(ctx, e)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		err = &journalError{err}
+	}
+	return res, err
 }

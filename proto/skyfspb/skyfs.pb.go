@@ -3437,6 +3437,173 @@ func (x *ListMountsResponse) GetMounts() []*Mount {
 	return nil
 }
 
+// SyncRequest reloads the metadata of a directory under a mount from its UFS
+// (and, with recursive, of every directory below it).
+type SyncRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncRequest) Reset() {
+	*x = SyncRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncRequest) ProtoMessage() {}
+
+func (x *SyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
+func (*SyncRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SyncRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SyncRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+// SyncProgress reports a sync as it goes; the last message has done set and
+// carries the totals, or an errno and message when the sync failed.
+type SyncProgress struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Directories loaded and UFS entries listed so far.
+	Directories uint64 `protobuf:"varint,3,opt,name=directories,proto3" json:"directories,omitempty"`
+	Entries     uint64 `protobuf:"varint,4,opt,name=entries,proto3" json:"entries,omitempty"`
+	// Namespace changes: new names, removed names, files with a new fingerprint.
+	Added   uint64 `protobuf:"varint,5,opt,name=added,proto3" json:"added,omitempty"`
+	Removed uint64 `protobuf:"varint,6,opt,name=removed,proto3" json:"removed,omitempty"`
+	Updated uint64 `protobuf:"varint,7,opt,name=updated,proto3" json:"updated,omitempty"`
+	Done    bool   `protobuf:"varint,8,opt,name=done,proto3" json:"done,omitempty"`
+	// Names the UFS listed that cannot be names in the namespace.
+	Skipped       uint64 `protobuf:"varint,9,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncProgress) Reset() {
+	*x = SyncProgress{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncProgress) ProtoMessage() {}
+
+func (x *SyncProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
+func (*SyncProgress) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SyncProgress) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SyncProgress) GetDirectories() uint64 {
+	if x != nil {
+		return x.Directories
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetAdded() uint64 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetUpdated() uint64 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *SyncProgress) GetSkipped() uint64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
 // MountAccessRequest asks for everything a mount daemon needs to reach a mount's
 // UFS, credentials included.
 type MountAccessRequest struct {
@@ -3448,7 +3615,7 @@ type MountAccessRequest struct {
 
 func (x *MountAccessRequest) Reset() {
 	*x = MountAccessRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3627,7 @@ func (x *MountAccessRequest) String() string {
 func (*MountAccessRequest) ProtoMessage() {}
 
 func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3640,7 @@ func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessRequest.ProtoReflect.Descriptor instead.
 func (*MountAccessRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MountAccessRequest) GetId() uint64 {
@@ -3496,7 +3663,7 @@ type MountAccessResponse struct {
 
 func (x *MountAccessResponse) Reset() {
 	*x = MountAccessResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3675,7 @@ func (x *MountAccessResponse) String() string {
 func (*MountAccessResponse) ProtoMessage() {}
 
 func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3688,7 @@ func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessResponse.ProtoReflect.Descriptor instead.
 func (*MountAccessResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MountAccessResponse) GetErrno() int32 {
@@ -3568,7 +3735,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3747,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3760,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Member) GetId() string {
@@ -3685,7 +3852,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +3864,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +3877,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StatusRequest) GetLocal() bool {
@@ -3731,7 +3898,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +3910,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +3923,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *StatusResponse) GetLeaderId() string {
@@ -3791,7 +3958,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3970,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3983,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -3848,7 +4015,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +4027,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4040,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
 }
 
 type RemoveMemberRequest struct {
@@ -3885,7 +4052,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +4064,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4077,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -3928,7 +4095,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3940,7 +4107,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3953,7 +4120,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
 }
 
 // TransferLeaderRequest hands leadership to the member id (to any up-to-date
@@ -3967,7 +4134,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3979,7 +4146,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3992,7 +4159,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TransferLeaderRequest) GetId() string {
@@ -4011,7 +4178,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +4190,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +4203,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *TransferLeaderResponse) GetLeaderId() string {
@@ -4054,7 +4221,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4233,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4246,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{61}
 }
 
 type CheckpointResponse struct {
@@ -4092,7 +4259,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4271,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4284,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CheckpointResponse) GetIndex() uint64 {
@@ -4391,7 +4558,20 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x12ListMountsResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12'\n" +
-	"\x06mounts\x18\x03 \x03(\v2\x0f.skyfs.v1.MountR\x06mounts\"$\n" +
+	"\x06mounts\x18\x03 \x03(\v2\x0f.skyfs.v1.MountR\x06mounts\"?\n" +
+	"\vSyncRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\"\xf2\x01\n" +
+	"\fSyncProgress\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
+	"\vdirectories\x18\x03 \x01(\x04R\vdirectories\x12\x18\n" +
+	"\aentries\x18\x04 \x01(\x04R\aentries\x12\x14\n" +
+	"\x05added\x18\x05 \x01(\x04R\x05added\x12\x18\n" +
+	"\aremoved\x18\x06 \x01(\x04R\aremoved\x12\x18\n" +
+	"\aupdated\x18\a \x01(\x04R\aupdated\x12\x12\n" +
+	"\x04done\x18\b \x01(\bR\x04done\x12\x18\n" +
+	"\askipped\x18\t \x01(\x04R\askipped\"$\n" +
 	"\x12MountAccessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"l\n" +
 	"\x13MountAccessResponse\x12\x14\n" +
@@ -4459,14 +4639,15 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\tListXattr\x12\x1a.skyfs.v1.ListXattrRequest\x1a\x1b.skyfs.v1.ListXattrResponse\x12D\n" +
 	"\vRemoveXattr\x12\x1c.skyfs.v1.RemoveXattrRequest\x1a\x17.skyfs.v1.XattrResponse\x12;\n" +
 	"\x06StatFS\x12\x17.skyfs.v1.StatFSRequest\x1a\x18.skyfs.v1.StatFSResponse\x12;\n" +
-	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse2\xef\x02\n" +
+	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse2\xa8\x03\n" +
 	"\x06Mounts\x12A\n" +
 	"\bAddMount\x12\x19.skyfs.v1.AddMountRequest\x1a\x1a.skyfs.v1.AddMountResponse\x12J\n" +
 	"\vRemoveMount\x12\x1c.skyfs.v1.RemoveMountRequest\x1a\x1d.skyfs.v1.RemoveMountResponse\x12A\n" +
 	"\bGetMount\x12\x19.skyfs.v1.GetMountRequest\x1a\x1a.skyfs.v1.GetMountResponse\x12G\n" +
 	"\n" +
 	"ListMounts\x12\x1b.skyfs.v1.ListMountsRequest\x1a\x1c.skyfs.v1.ListMountsResponse\x12J\n" +
-	"\vMountAccess\x12\x1c.skyfs.v1.MountAccessRequest\x1a\x1d.skyfs.v1.MountAccessResponse2\xf9\x02\n" +
+	"\vMountAccess\x12\x1c.skyfs.v1.MountAccessRequest\x1a\x1d.skyfs.v1.MountAccessResponse\x127\n" +
+	"\x04Sync\x12\x15.skyfs.v1.SyncRequest\x1a\x16.skyfs.v1.SyncProgress0\x012\xf9\x02\n" +
 	"\aCluster\x12;\n" +
 	"\x06Status\x12\x17.skyfs.v1.StatusRequest\x1a\x18.skyfs.v1.StatusResponse\x12D\n" +
 	"\tAddMember\x12\x1a.skyfs.v1.AddMemberRequest\x1a\x1b.skyfs.v1.AddMemberResponse\x12M\n" +
@@ -4488,7 +4669,7 @@ func file_skyfspb_skyfs_proto_rawDescGZIP() []byte {
 }
 
 var file_skyfspb_skyfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_skyfspb_skyfs_proto_goTypes = []any{
 	(FileType)(0),                  // 0: skyfs.v1.FileType
 	(*RequestID)(nil),              // 1: skyfs.v1.RequestID
@@ -4539,21 +4720,23 @@ var file_skyfspb_skyfs_proto_goTypes = []any{
 	(*GetMountResponse)(nil),       // 46: skyfs.v1.GetMountResponse
 	(*ListMountsRequest)(nil),      // 47: skyfs.v1.ListMountsRequest
 	(*ListMountsResponse)(nil),     // 48: skyfs.v1.ListMountsResponse
-	(*MountAccessRequest)(nil),     // 49: skyfs.v1.MountAccessRequest
-	(*MountAccessResponse)(nil),    // 50: skyfs.v1.MountAccessResponse
-	(*Member)(nil),                 // 51: skyfs.v1.Member
-	(*StatusRequest)(nil),          // 52: skyfs.v1.StatusRequest
-	(*StatusResponse)(nil),         // 53: skyfs.v1.StatusResponse
-	(*AddMemberRequest)(nil),       // 54: skyfs.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 55: skyfs.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 56: skyfs.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 57: skyfs.v1.RemoveMemberResponse
-	(*TransferLeaderRequest)(nil),  // 58: skyfs.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 59: skyfs.v1.TransferLeaderResponse
-	(*CheckpointRequest)(nil),      // 60: skyfs.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),     // 61: skyfs.v1.CheckpointResponse
-	nil,                            // 62: skyfs.v1.Mount.OptionsEntry
-	nil,                            // 63: skyfs.v1.AddMountRequest.OptionsEntry
+	(*SyncRequest)(nil),            // 49: skyfs.v1.SyncRequest
+	(*SyncProgress)(nil),           // 50: skyfs.v1.SyncProgress
+	(*MountAccessRequest)(nil),     // 51: skyfs.v1.MountAccessRequest
+	(*MountAccessResponse)(nil),    // 52: skyfs.v1.MountAccessResponse
+	(*Member)(nil),                 // 53: skyfs.v1.Member
+	(*StatusRequest)(nil),          // 54: skyfs.v1.StatusRequest
+	(*StatusResponse)(nil),         // 55: skyfs.v1.StatusResponse
+	(*AddMemberRequest)(nil),       // 56: skyfs.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 57: skyfs.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 58: skyfs.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 59: skyfs.v1.RemoveMemberResponse
+	(*TransferLeaderRequest)(nil),  // 60: skyfs.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 61: skyfs.v1.TransferLeaderResponse
+	(*CheckpointRequest)(nil),      // 62: skyfs.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),     // 63: skyfs.v1.CheckpointResponse
+	nil,                            // 64: skyfs.v1.Mount.OptionsEntry
+	nil,                            // 65: skyfs.v1.AddMountRequest.OptionsEntry
 }
 var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	0,  // 0: skyfs.v1.Attr.type:type_name -> skyfs.v1.FileType
@@ -4581,16 +4764,16 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	4,  // 22: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
 	1,  // 23: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
 	1,  // 24: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	62, // 25: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	64, // 25: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
 	1,  // 26: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
 	2,  // 27: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	63, // 28: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	65, // 28: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
 	40, // 29: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
 	1,  // 30: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
 	40, // 31: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
 	40, // 32: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
 	40, // 33: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	51, // 34: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	53, // 34: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
 	7,  // 35: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
 	9,  // 36: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
 	11, // 37: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
@@ -4615,44 +4798,46 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	43, // 56: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
 	45, // 57: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
 	47, // 58: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	49, // 59: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	52, // 60: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	54, // 61: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	56, // 62: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	58, // 63: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	60, // 64: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 65: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 66: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 67: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 68: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 69: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 70: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 71: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 72: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 73: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 74: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 75: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 76: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 77: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 78: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 79: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 80: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 81: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 82: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 83: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	39, // 84: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	42, // 85: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	44, // 86: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	46, // 87: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	48, // 88: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	50, // 89: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	53, // 90: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	55, // 91: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	57, // 92: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	59, // 93: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	61, // 94: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	65, // [65:95] is the sub-list for method output_type
-	35, // [35:65] is the sub-list for method input_type
+	51, // 59: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	49, // 60: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	54, // 61: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	56, // 62: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	58, // 63: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	60, // 64: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	62, // 65: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 66: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 67: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 68: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 69: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	19, // 70: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	19, // 71: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	19, // 72: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	19, // 73: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	19, // 74: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	23, // 75: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	23, // 76: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	25, // 77: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	19, // 78: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	28, // 79: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	30, // 80: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	33, // 81: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	35, // 82: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	33, // 83: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	37, // 84: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	39, // 85: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	42, // 86: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	44, // 87: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	46, // 88: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	48, // 89: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	52, // 90: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	50, // 91: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	55, // 92: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	57, // 93: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	59, // 94: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	61, // 95: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	63, // 96: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	66, // [66:97] is the sub-list for method output_type
+	35, // [35:66] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -4669,7 +4854,7 @@ func file_skyfspb_skyfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyfspb_skyfs_proto_rawDesc), len(file_skyfspb_skyfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -871,6 +871,7 @@ const (
 	Mounts_GetMount_FullMethodName    = "/skyfs.v1.Mounts/GetMount"
 	Mounts_ListMounts_FullMethodName  = "/skyfs.v1.Mounts/ListMounts"
 	Mounts_MountAccess_FullMethodName = "/skyfs.v1.Mounts/MountAccess"
+	Mounts_Sync_FullMethodName        = "/skyfs.v1.Mounts/Sync"
 )
 
 // MountsClient is the client API for Mounts service.
@@ -884,6 +885,7 @@ type MountsClient interface {
 	GetMount(ctx context.Context, in *GetMountRequest, opts ...grpc.CallOption) (*GetMountResponse, error)
 	ListMounts(ctx context.Context, in *ListMountsRequest, opts ...grpc.CallOption) (*ListMountsResponse, error)
 	MountAccess(ctx context.Context, in *MountAccessRequest, opts ...grpc.CallOption) (*MountAccessResponse, error)
+	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncProgress], error)
 }
 
 type mountsClient struct {
@@ -944,6 +946,25 @@ func (c *mountsClient) MountAccess(ctx context.Context, in *MountAccessRequest, 
 	return out, nil
 }
 
+func (c *mountsClient) Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Mounts_ServiceDesc.Streams[0], Mounts_Sync_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SyncRequest, SyncProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mounts_SyncClient = grpc.ServerStreamingClient[SyncProgress]
+
 // MountsServer is the server API for Mounts service.
 // All implementations must embed UnimplementedMountsServer
 // for forward compatibility.
@@ -955,6 +976,7 @@ type MountsServer interface {
 	GetMount(context.Context, *GetMountRequest) (*GetMountResponse, error)
 	ListMounts(context.Context, *ListMountsRequest) (*ListMountsResponse, error)
 	MountAccess(context.Context, *MountAccessRequest) (*MountAccessResponse, error)
+	Sync(*SyncRequest, grpc.ServerStreamingServer[SyncProgress]) error
 	mustEmbedUnimplementedMountsServer()
 }
 
@@ -979,6 +1001,9 @@ func (UnimplementedMountsServer) ListMounts(context.Context, *ListMountsRequest)
 }
 func (UnimplementedMountsServer) MountAccess(context.Context, *MountAccessRequest) (*MountAccessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MountAccess not implemented")
+}
+func (UnimplementedMountsServer) Sync(*SyncRequest, grpc.ServerStreamingServer[SyncProgress]) error {
+	return status.Error(codes.Unimplemented, "method Sync not implemented")
 }
 func (UnimplementedMountsServer) mustEmbedUnimplementedMountsServer() {}
 func (UnimplementedMountsServer) testEmbeddedByValue()                {}
@@ -1091,6 +1116,17 @@ func _Mounts_MountAccess_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Mounts_Sync_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SyncRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MountsServer).Sync(m, &grpc.GenericServerStream[SyncRequest, SyncProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Mounts_SyncServer = grpc.ServerStreamingServer[SyncProgress]
+
 // Mounts_ServiceDesc is the grpc.ServiceDesc for Mounts service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1119,7 +1155,13 @@ var Mounts_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Mounts_MountAccess_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Sync",
+			Handler:       _Mounts_Sync_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "skyfspb/skyfs.proto",
 }
 
