@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,7 +89,9 @@ type Config struct {
 	// Peers is the initial cluster, this node included. It is used to bootstrap
 	// a node that has no Raft state yet, and as a fallback to find a member's
 	// RPC address before the journal has recorded it. Empty: do not bootstrap
-	// (a node that joins through AddVoter).
+	// (a node that joins through AddVoter). A master added later must be
+	// opened with no Peers: bootstrapping it would give it a first log entry
+	// that conflicts with the cluster's.
 	Peers []Peer
 
 	// SnapshotThreshold is how many log entries since the last snapshot trigger
@@ -175,6 +178,9 @@ type Node struct {
 func Open(cfg Config) (*Node, error) {
 	if cfg.NodeID == "" || cfg.Dir == "" || cfg.RaftAddr == "" {
 		return nil, errors.New("raftjournal: NodeID, Dir and RaftAddr are required")
+	}
+	if len(cfg.Peers) > 0 && !slices.ContainsFunc(cfg.Peers, func(p Peer) bool { return p.ID == cfg.NodeID }) {
+		return nil, fmt.Errorf("raftjournal: this node (%s) is not among Peers", cfg.NodeID)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

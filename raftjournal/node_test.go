@@ -254,3 +254,22 @@ func TestConcurrentProposals(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	good := testConfig(t, "m1")
+	for name, mutate := range map[string]func(*Config){
+		"no id":          func(c *Config) { c.NodeID = "" },
+		"no dir":         func(c *Config) { c.Dir = "" },
+		"no raft addr":   func(c *Config) { c.RaftAddr = "" },
+		"not in peers":   func(c *Config) { c.Peers = []Peer{{ID: "other", RaftAddr: "127.0.0.1:1"}} },
+		"lease too long": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+	} {
+		cfg := good
+		cfg.Dir = t.TempDir()
+		mutate(&cfg)
+		if n, err := Open(cfg); err == nil {
+			n.Close()
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
