@@ -190,11 +190,11 @@ func replayed(tx Txn, req *metapb.RequestID) (Result, bool, error) {
 	if err := proto.Unmarshal(v, rec); err != nil {
 		return Result{}, false, fmt.Errorf("meta: request record: %w", err)
 	}
-	return Result{Errno: syscall.Errno(rec.Errno), Ino: rec.Ino, Replayed: true}, true, nil
+	return Result{Errno: syscall.Errno(rec.Errno), Ino: rec.Ino, Removed: rec.Removed, Replayed: true}, true, nil
 }
 
 func remember(tx Txn, req *metapb.RequestID, now int64, res Result) error {
-	rec, err := marshal.Marshal(&metapb.RequestRecord{Errno: int32(res.Errno), Ino: res.Ino, TimeNs: now})
+	rec, err := marshal.Marshal(&metapb.RequestRecord{Errno: int32(res.Errno), Ino: res.Ino, TimeNs: now, Removed: res.Removed})
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,9 @@ func (a *applier) completeFile(op *metapb.CompleteFile) error {
 	n.Size, n.Ufs = op.Size, op.Ufs
 	n.Persist = metapb.PersistState_PERSISTED
 	n.MtimeNs, n.CtimeNs = a.now, a.now
+	if op.MtimeNs != 0 {
+		n.MtimeNs = op.MtimeNs
+	}
 	a.res.Ino, a.res.Attr = n.Ino, attrFromPB(n)
 	return a.put(n)
 }

@@ -135,7 +135,7 @@ type Result struct {
 	// Removed lists inodes the entry deleted (their data may be dropped).
 	Removed []Ino
 	// Replayed says the entry's request had already been applied: the Result is
-	// the remembered outcome of the first attempt (Errno and Ino only).
+	// the remembered outcome of the first attempt (Errno, Ino and Removed).
 	Replayed bool
 }
 

@@ -224,6 +224,13 @@ func testRequests(t *testing.T, open func(testing.TB) meta.Store) {
 	if n := inodeCount(h); n != 2 {
 		t.Fatalf("retry created again: %d inodes", n)
 	}
+	// A retried removal still names what it removed.
+	rm := &metapb.Unlink{Parent: meta.RootIno, Name: []byte("f")}
+	gone := h.Must(withReq(2e9+1, 7, 9, rm))
+	if r := h.Apply(withReq(2e9+2, 7, 9, rm)); !r.Replayed || !slices.Equal(r.Removed, gone.Removed) || len(r.Removed) != 1 {
+		t.Fatalf("retried unlink: %+v, first %+v", r, gone)
+	}
+	h.Must(withReq(2e9+3, 7, 10, create))
 	// Another sequence number is another request.
 	if r := h.Apply(withReq(3e9, 7, 2, create)); r.Errno != syscall.EEXIST || r.Replayed {
 		t.Fatalf("new request: %+v", r)

@@ -61,8 +61,12 @@ func testSemantics(t *testing.T, open func(testing.TB) meta.Store) {
 
 	// Complete and truncate.
 	h.Must(&metapb.CompleteFile{Ino: f, Size: 42, Ufs: &metapb.Fingerprint{Size: 42, Etag: "x"}})
-	if a := h.Attr(f); a.Pending || a.Size != 42 || a.UFS.ETag != "x" || a.Mtime != h.Clock {
+	if a := h.Attr(f); a.Pending || a.Size != 42 || a.UFS.ETag != "x" || a.Mtime != h.Clock || a.Ctime != h.Clock {
 		t.Fatalf("after complete: %+v", a)
+	}
+	h.Must(&metapb.CompleteFile{Ino: f, Size: 42, Ufs: &metapb.Fingerprint{Size: 42, Etag: "x"}, MtimeNs: 77})
+	if a := h.Attr(f); a.Mtime != 77 || a.Ctime != h.Clock {
+		t.Fatalf("complete with the last write's time: %+v", a)
 	}
 	before := h.Attr(f)
 	h.Must(&metapb.SetAttr{Ino: f, Valid: meta.SetAttrMode, Mode: 0o600})

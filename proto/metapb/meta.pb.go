@@ -622,10 +622,12 @@ func (x *RequestID) GetSeq() uint64 {
 
 // RequestRecord is the remembered outcome of a request.
 type RequestRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
-	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
-	TimeNs        int64                  `protobuf:"varint,3,opt,name=time_ns,json=timeNs,proto3" json:"time_ns,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Errno  int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Ino    uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	TimeNs int64                  `protobuf:"varint,3,opt,name=time_ns,json=timeNs,proto3" json:"time_ns,omitempty"`
+	// Inodes the request deleted, so that a retry learns whose data to drop.
+	Removed       []uint64 `protobuf:"varint,4,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,6 +681,13 @@ func (x *RequestRecord) GetTimeNs() int64 {
 		return x.TimeNs
 	}
 	return 0
+}
+
+func (x *RequestRecord) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
 }
 
 // Entry is one journal entry.
@@ -1175,12 +1184,14 @@ func (x *CreateFile) GetUfs() *Fingerprint {
 	return nil
 }
 
-// CompleteFile records the outcome of an upload: size and fingerprint.
+// CompleteFile records the outcome of an upload: size and fingerprint, and the
+// time of the last write the upload holds (the entry's time when zero).
 type CompleteFile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
 	Size          uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
 	Ufs           *Fingerprint           `protobuf:"bytes,3,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	MtimeNs       int64                  `protobuf:"varint,4,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1234,6 +1245,13 @@ func (x *CompleteFile) GetUfs() *Fingerprint {
 		return x.Ufs
 	}
 	return nil
+}
+
+func (x *CompleteFile) GetMtimeNs() int64 {
+	if x != nil {
+		return x.MtimeNs
+	}
+	return 0
 }
 
 type Unlink struct {
@@ -2192,11 +2210,12 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
 	"\tRequestID\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"P\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"j\n" +
 	"\rRequestRecord\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x17\n" +
-	"\atime_ns\x18\x03 \x01(\x03R\x06timeNs\"\x9d\a\n" +
+	"\atime_ns\x18\x03 \x01(\x03R\x06timeNs\x12\x18\n" +
+	"\aremoved\x18\x04 \x03(\x04R\aremoved\"\x9d\a\n" +
 	"\x05Entry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\atime_ns\x18\x02 \x01(\x03R\x06timeNs\x122\n" +
@@ -2234,11 +2253,12 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x125\n" +
 	"\apersist\x18\x06 \x01(\x0e2\x1b.skyfs.meta.v1.PersistStateR\apersist\x12,\n" +
-	"\x03ufs\x18\a \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\"b\n" +
+	"\x03ufs\x18\a \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\"}\n" +
 	"\fCompleteFile\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12,\n" +
-	"\x03ufs\x18\x03 \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\"4\n" +
+	"\x03ufs\x18\x03 \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\x12\x19\n" +
+	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"4\n" +
 	"\x06Unlink\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\fR\x04name\"3\n" +
