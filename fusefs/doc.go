@@ -28,6 +28,9 @@
 //
 // # Decisions
 //
+//   - The root of the mount is the namespace's root or, with
+//     Options.RootIno, any directory of it (a subtree mount); nothing above
+//     that directory is reachable through the mount.
 //   - Nodes are go-fuse Inodes created per lookup and dropped when the kernel
 //     forgets them; the package keeps no map of nodes. A node remembers the
 //     last attributes it saw (for fstat of an unlinked open file, which

@@ -200,6 +200,8 @@ func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if !ok {
 		return 0
 	}
+	n.m.releasing.Add(1)
+	defer n.m.releasing.Add(-1)
 	if h.ws != nil {
 		n.releaseWriteState(h.ws)
 	}

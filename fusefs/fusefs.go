@@ -121,6 +121,10 @@ type StatFS struct {
 
 // Options configure a mount. StagingDir is required.
 type Options struct {
+	// RootIno is the directory mounted as the root of the mount (0: the
+	// namespace's root, meta.RootIno). A subtree mount never shows what
+	// lies above it.
+	RootIno meta.Ino
 	// StagingDir holds the local copies of files being written. It is
 	// created if needed; files left there by a crashed process are removed
 	// at Mount.
@@ -186,6 +190,7 @@ type mount struct {
 	reads        atomic.Int64 // FUSE read requests served
 	passthroughs atomic.Int64 // opens answered with passthrough
 	handles      atomic.Int64 // file handles open
+	releasing    atomic.Int64 // Release calls in progress
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and
@@ -219,6 +224,9 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 	if opts.EntryTimeout == 0 {
 		opts.EntryTimeout = defaultTimeout
 	}
+	if opts.RootIno == 0 {
+		opts.RootIno = meta.RootIno
+	}
 	m := &mount{ns: ns, cache: c, opts: opts, log: opts.Logger, staging: opts.StagingDir}
 	if m.log == nil {
 		m.log = log.Default()
@@ -229,9 +237,12 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rootAttr, err := ns.GetAttr(ctx, meta.RootIno)
+	rootAttr, err := ns.GetAttr(ctx, opts.RootIno)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fusefs: root attributes: %w", err)
+	}
+	if rootAttr.Type != meta.TypeDirectory {
+		return nil, nil, fmt.Errorf("%w: inode %d is not a directory", ErrInvalidOptions, opts.RootIno)
 	}
 	root := m.newNode(rootAttr)
 
@@ -265,7 +276,7 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 		AttrTimeout:     &attrTO,
 		EntryTimeout:    &entryTO,
 		NullPermissions: true,
-		RootStableAttr:  &gofs.StableAttr{Ino: meta.RootIno},
+		RootStableAttr:  &gofs.StableAttr{Ino: opts.RootIno},
 	}
 	if opts.NegativeTimeout > 0 {
 		negTO := opts.NegativeTimeout
