@@ -2,17 +2,25 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
+	"time"
 
 	"google.golang.org/grpc"
 
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
 
-// AddMount adds a UFS mount. The client sets req.Request.
+// MountCallTimeout bounds one attempt of AddMount, which waits for the master
+// to reach the UFS.
+const MountCallTimeout = 60 * time.Second
+
+// AddMount adds a UFS mount once the master reached the UFS with the given
+// options. The client sets req.Request.
 func (c *Client) AddMount(ctx context.Context, req *pb.AddMountRequest) (*pb.Mount, error) {
 	req.Request = c.newRequest()
 	var resp *pb.AddMountResponse
-	err := c.call(ctx, "mount", func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+	err := c.callFor(ctx, "mount", MountCallTimeout, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = pb.NewMountsClient(conn).AddMount(ctx, req)
 		return err
 	})
@@ -151,4 +159,39 @@ func (c *Client) MountAccess(ctx context.Context, id uint64) (*pb.Mount, error) 
 		return nil, err
 	}
 	return resp.Mount, errnoError(resp.Errno, resp.Message)
+}
+
+// Sync reloads the metadata of path (a directory under a mount, or a file's
+// directory) from its UFS, with recursive the whole subtree, calling progress
+// with every report the leader streams. It returns the final report; a failed
+// sync is an error (an *Error for a POSIX outcome). The stream is bounded by
+// ctx only; a stream cut by a change of leader is started again.
+func (c *Client) Sync(ctx context.Context, path string, recursive bool, progress func(*pb.SyncProgress)) (*pb.SyncProgress, error) {
+	var last *pb.SyncProgress
+	err := c.callFor(ctx, "sync", 0, func(ctx context.Context, conn *grpc.ClientConn) error {
+		stream, err := pb.NewMountsClient(conn).Sync(ctx, &pb.SyncRequest{Path: path, Recursive: recursive})
+		if err != nil {
+			return err
+		}
+		for {
+			p, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				if last == nil || !last.Done {
+					return errors.New("client: sync: stream ended without a result")
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			last = p
+			if progress != nil && !p.Done {
+				progress(p)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return last, errnoError(last.Errno, last.Message)
 }

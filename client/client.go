@@ -207,6 +207,12 @@ func (c *Client) redirect(failed, addr string) {
 // failover until it succeeds, fails for good, or ctx (or the retry budget)
 // ends.
 func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	return c.callFor(ctx, op, c.cfg.CallTimeout, fn)
+}
+
+// callFor is call with its own bound on one attempt; 0 leaves an attempt
+// bounded by ctx alone (for streams and calls that wait on a UFS).
+func (c *Client) callFor(ctx context.Context, op string, attemptTimeout time.Duration, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RetryTimeout)
@@ -219,7 +225,10 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 		if err != nil {
 			return err
 		}
-		actx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if attemptTimeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+		}
 		err = fn(actx, conn)
 		cancel()
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,6 +39,35 @@ type Config struct {
 
 	LogLevel     string `json:"log_level"`
 	RaftLogLevel string `json:"raft_log_level"`
+
+	// RootUFS is the URI of the UFS backing "/", mounted when the cluster
+	// first has a leader; RootUFSOptions are its options (credentials among
+	// them: prefer the config file to flags for those).
+	RootUFS             string            `json:"root_ufs"`
+	RootUFSOptions      map[string]string `json:"root_ufs_options"`
+	RootUFSSyncInterval Duration          `json:"root_ufs_sync_interval"`
+}
+
+// optionsFlag is a repeatable key=value flag.
+type optionsFlag struct{ m *map[string]string }
+
+func (f optionsFlag) String() string {
+	if f.m == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d options", len(*f.m)) // never the values: they may be secret
+}
+
+func (f optionsFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("option %q: want key=value", k)
+	}
+	if *f.m == nil {
+		*f.m = make(map[string]string)
+	}
+	(*f.m)[k] = v
+	return nil
 }
 
 // Duration is a time.Duration written as "500ms" in JSON.
@@ -123,6 +153,9 @@ func flagSet(cfg *Config, configPath *string) *flag.FlagSet {
 	fs.Var(durationFlag{&cfg.LeaseTimeout}, "lease-timeout", "leader lease (at most the heartbeat timeout)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.RaftLogLevel, "raft-log-level", "warn", "lowest level of Raft's own messages: error, warn, info, debug, trace")
+	fs.StringVar(&cfg.RootUFS, "root-ufs", "", "`URI` of the UFS backing / (s3://bucket/prefix, file:///dir, hdfs://nn/path), mounted when the cluster first has a leader")
+	fs.Var(optionsFlag{&cfg.RootUFSOptions}, "root-ufs-option", "option `key=value` of the root UFS (repeatable)")
+	fs.Var(durationFlag{&cfg.RootUFSSyncInterval}, "root-ufs-sync-interval", "sync interval of the root mount (0: never reload on access)")
 	return fs
 }
 
@@ -158,6 +191,14 @@ func parseArgs(args []string) (*Config, error) {
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "root-ufs-option" {
+			// Merged key by key over the file's options.
+			if cfg.RootUFSOptions == nil {
+				cfg.RootUFSOptions = make(map[string]string)
+			}
+			maps.Copy(cfg.RootUFSOptions, *f.Value.(optionsFlag).m)
+			return
+		}
 		if f.Name != "config" && err == nil {
 			err = set.Set(f.Name, f.Value.String())
 		}

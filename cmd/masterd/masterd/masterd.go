@@ -1,6 +1,8 @@
 // Package masterd is the masterd command: it reads the configuration, opens
 // the journal (raftjournal), serves the master's gRPC service (package master)
-// and shuts both down cleanly on SIGTERM or SIGINT. It only parses and wires;
+// with the UFS backends s3, file and hdfs, runs the leader's background duties
+// (mounting --root-ufs at /, purging unmounted subtrees) and shuts everything
+// down cleanly on SIGTERM or SIGINT. It only parses and wires;
 // Main can be called in-process by tests.
 //
 // A bad configuration — an unknown or duplicate peer, this master's id missing
@@ -26,6 +28,10 @@ import (
 
 	"github.com/skyfs/skyfs/master"
 	"github.com/skyfs/skyfs/raftjournal"
+	// The UFS backends masters can mount.
+	_ "github.com/skyfs/skyfs/ufs/hdfs"
+	_ "github.com/skyfs/skyfs/ufs/local"
+	_ "github.com/skyfs/skyfs/ufs/s3"
 )
 
 // Exit codes of Main.
@@ -112,7 +118,10 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		return fmt.Errorf("open journal: %w", err)
 	}
 	log = log.With("node", cfg.NodeID)
-	srv, err := master.New(master.Config{Journal: node, Admin: node, Logger: log})
+	srv, err := master.New(master.Config{
+		Journal: node, Admin: node, Logger: log,
+		RootUFS: cfg.RootUFS, RootOptions: cfg.RootUFSOptions, RootSyncInterval: time.Duration(cfg.RootUFSSyncInterval),
+	})
 	if err != nil {
 		node.Close()
 		return err
@@ -121,6 +130,12 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
+	duties, stopDuties := context.WithCancel(context.Background())
+	dutiesDone := make(chan struct{})
+	go func() {
+		srv.Run(duties)
+		close(dutiesDone)
+	}()
 	log.Info("masterd: started", "raft", cfg.RaftAddr, "rpc", cfg.RPCAddr, "peers", len(peers), "dir", cfg.DataDir)
 
 	var failure error
@@ -140,6 +155,8 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	case <-time.After(shutdownGrace):
 		g.Stop()
 	}
+	stopDuties()
+	<-dutiesDone
 	srv.Close()
 	if err := node.Close(); err != nil && failure == nil {
 		failure = fmt.Errorf("close journal: %w", err)

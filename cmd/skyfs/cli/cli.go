@@ -1,5 +1,6 @@
 // Package cli is the skyfs command: namespace commands (ls, stat, mkdir, rm,
-// mv) and administration (cluster status|add|remove|transfer-leader, journal
+// mv), the UFS mount table and metadata sync (mount, unmount, mounts, sync)
+// and administration (cluster status|add|remove|transfer-leader, journal
 // checkpoint) against a group of masters. It only parses arguments, calls
 // package client and prints; Main can be called in-process by tests.
 //
@@ -80,6 +81,10 @@ type opts struct {
 
 	long, parents, recursive, force, noReplace, exchange bool
 	mode                                                 uint
+
+	options      map[string]string // mount --option
+	readOnly     bool
+	syncInterval time.Duration
 }
 
 // runner is the state of one run.
@@ -92,6 +97,7 @@ type runner struct {
 func commands() []*command {
 	return []*command{
 		lsCmd, statCmd, mkdirCmd, rmCmd, mvCmd,
+		mountCmd, unmountCmd, mountsCmd, syncCmd,
 		clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
 	}
 }
