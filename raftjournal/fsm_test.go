@@ -199,7 +199,11 @@ func TestApplyErrorStops(t *testing.T) {
 // VerifyLeader rounds, that reads see acknowledged writes, and that the lease
 // answers without a round while fresh.
 func TestReadBarrierCoalesces(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	// A lease long enough that a VerifyLeader round on a loaded machine (and
+	// under -race) ends well within it.
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+	})
 	l := c.nodes[c.leader()]
 	ctx := context.Background()
 	propose(t, l, createEntry("seen"))
