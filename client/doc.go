@@ -7,7 +7,10 @@
 // exponential backoff across a failover: connection refused, a master that
 // does not answer within the per-attempt timeout, no leader elected yet. Each
 // attempt has its own deadline (Config.CallTimeout) inside the caller's ctx;
-// a ctx without a deadline gets Config.RetryTimeout for all attempts.
+// a ctx without a deadline gets Config.RetryTimeout for all attempts. Two
+// calls wait on a UFS and are bounded differently: AddMount, whose master
+// first reaches the UFS, gets MountCallTimeout per attempt, and the Sync
+// stream is bounded by the caller's ctx alone.
 //
 // Every mutation gets a request id — the client's random 64-bit id and a
 // sequence number — once, before its first attempt, and keeps it across
