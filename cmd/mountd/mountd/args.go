@@ -32,6 +32,7 @@ func parseMountd(args []string) (*Config, error) {
 	fs.Func("log-file", "", func(s string) error { return c.option("log_file", s, true) })
 	fs.Func("attr-timeout", "", func(s string) error { return c.option("attr_timeout", s, true) })
 	fs.Func("entry-timeout", "", func(s string) error { return c.option("entry_timeout", s, true) })
+	fs.Func("mount-timeout", "", func(s string) error { return c.option("mount_timeout", s, true) })
 	fs.BoolVar(&c.ReadOnly, "ro", false, "")
 	fs.BoolVar(&c.Debug, "debug", false, "")
 	fs.IntVar(&c.readyFD, "ready-fd", 0, "")
@@ -133,6 +134,7 @@ func (c *Config) childArgs(readyFD int) []string {
 		"--cache-size", fmt.Sprint(c.CacheSize),
 		"--attr-timeout", c.AttrTimeout.String(),
 		"--entry-timeout", c.EntryTimeout.String(),
+		"--mount-timeout", c.MountTimeout.String(),
 		"--log-file", c.LogFile,
 		"--ready-fd", fmt.Sprint(readyFD),
 	}
@@ -175,6 +177,7 @@ Flags (each also an -o option below):
   --log-file FILE        log_file
   --attr-timeout T       attr_timeout
   --entry-timeout T      entry_timeout
+  --mount-timeout T      mount_timeout
   --ro                   ro
   --debug                debug
 `)
@@ -194,6 +197,7 @@ Options:
   attr_timeout=T       how long the kernel caches attributes: seconds (1.5) or
                        a duration (500ms); default %v
   entry_timeout=T      how long the kernel caches names; default %v
+  mount_timeout=T      how long mounting waits for the masters; default %v
   allow_other, default_permissions
                        always on: every local user may use the mount and the
                        kernel enforces POSIX permissions
@@ -203,7 +207,7 @@ Options:
 
 /etc/fstab:
   m1:7700,m2:7700,m3:7700:/warehouse /mnt/wh skyfs cache_dir=/var/cache/skyfs/wh,cache_size=20G,_netdev 0 0
-`, DefaultCacheRoot, DefaultTimeout, DefaultTimeout)
+`, DefaultCacheRoot, DefaultTimeout, DefaultTimeout, DefaultMountTimeout)
 }
 
 // kernelTimeout is a timeout as fusefs takes it: there zero means the

@@ -19,6 +19,8 @@ const (
 	DefaultCacheRoot = "/var/cache/skyfs"
 	DefaultCacheSize = 10 << 30
 	DefaultTimeout   = time.Second
+	// DefaultMountTimeout is how long a mount waits for the masters.
+	DefaultMountTimeout = 60 * time.Second
 	// minCacheSize is one cache block: a smaller cache cannot hold anything.
 	minCacheSize = 4 << 20
 )
@@ -47,6 +49,8 @@ type Config struct {
 	// AttrTimeout and EntryTimeout are how long the kernel caches
 	// attributes and names.
 	AttrTimeout, EntryTimeout time.Duration
+	// MountTimeout bounds reaching the masters when mounting.
+	MountTimeout time.Duration
 	// Debug logs every FUSE request.
 	Debug bool
 
@@ -60,7 +64,10 @@ type Config struct {
 
 // newConfig returns a Config with the defaults.
 func newConfig() *Config {
-	return &Config{CacheSize: DefaultCacheSize, AttrTimeout: DefaultTimeout, EntryTimeout: DefaultTimeout}
+	return &Config{
+		CacheSize: DefaultCacheSize, AttrTimeout: DefaultTimeout, EntryTimeout: DefaultTimeout,
+		MountTimeout: DefaultMountTimeout,
+	}
 }
 
 // spec returns the SPEC string of c: masters, then the path.
@@ -223,7 +230,7 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		}
 		c.CacheSize = n
 		return nil
-	case "attr_timeout", "entry_timeout":
+	case "attr_timeout", "entry_timeout", "mount_timeout":
 		if err := needValue(); err != nil {
 			return err
 		}
@@ -231,10 +238,16 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		if err != nil {
 			return fmt.Errorf("option %s: %w", key, err)
 		}
-		if key == "attr_timeout" {
+		switch key {
+		case "attr_timeout":
 			c.AttrTimeout = d
-		} else {
+		case "entry_timeout":
 			c.EntryTimeout = d
+		default:
+			if d == 0 {
+				return fmt.Errorf("option mount_timeout: must be positive")
+			}
+			c.MountTimeout = d
 		}
 		return nil
 	}

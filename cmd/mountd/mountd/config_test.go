@@ -90,6 +90,7 @@ func TestParseOptions(t *testing.T) {
 		{"entry_timeout=-1s", "negative"},
 		{"entry_timeout=48h", "longer than a day"},
 		{"attr_timeout=1e300", "longer than a day"},
+		{"mount_timeout=0", "must be positive"},
 		{"ro=1", "option ro takes no value"},
 		{"_netdev=yes", "option _netdev takes no value"},
 	}
@@ -167,12 +168,12 @@ func TestParseHelper(t *testing.T) {
 }
 
 func TestParseMountd(t *testing.T) {
-	c, err := parseMountd([]string{"--cache-dir", "/c", "m1:7700:/data", "/mnt/d", "--ro", "-o", "attr_timeout=0,cache_size=64M", "--ready-fd", "3"})
+	c, err := parseMountd([]string{"--cache-dir", "/c", "m1:7700:/data", "/mnt/d", "--ro", "-o", "attr_timeout=0,cache_size=64M,mount_timeout=5s", "--ready-fd", "3"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.CacheDir != "/c" || !c.ReadOnly || c.AttrTimeout != 0 || c.CacheSize != 64<<20 || c.readyFD != 3 ||
-		c.Path != "/data" || c.MountPoint != "/mnt/d" {
+		c.Path != "/data" || c.MountPoint != "/mnt/d" || c.MountTimeout != 5*time.Second {
 		t.Fatalf("got %+v", *c)
 	}
 	if kernelTimeout(c.AttrTimeout) <= 0 || kernelTimeout(c.EntryTimeout) != DefaultTimeout {
@@ -185,7 +186,7 @@ func TestParseMountd(t *testing.T) {
 	}
 	d.Fake, d.Verbose = c.Fake, c.Verbose
 	if d.spec() != c.spec() || d.MountPoint != c.MountPoint || d.CacheDir != c.CacheDir || d.CacheSize != c.CacheSize ||
-		d.ReadOnly != c.ReadOnly || d.AttrTimeout != c.AttrTimeout || d.EntryTimeout != c.EntryTimeout || d.LogFile != c.LogFile {
+		d.ReadOnly != c.ReadOnly || d.AttrTimeout != c.AttrTimeout || d.EntryTimeout != c.EntryTimeout || d.LogFile != c.LogFile || d.MountTimeout != c.MountTimeout {
 		t.Fatalf("child config %+v\nwant %+v", *d, *c)
 	}
 

@@ -53,6 +53,7 @@ import (
 	"github.com/skyfs/skyfs/cache"
 	"github.com/skyfs/skyfs/client"
 	"github.com/skyfs/skyfs/fusefs"
+	"github.com/skyfs/skyfs/meta"
 	_ "github.com/skyfs/skyfs/ufs/hdfs" // UFS backends, registered by import
 	_ "github.com/skyfs/skyfs/ufs/local"
 	_ "github.com/skyfs/skyfs/ufs/s3"
@@ -73,8 +74,6 @@ const (
 
 // Timeouts of the daemon.
 const (
-	// startTimeout bounds reaching the masters and mounting.
-	startTimeout = 60 * time.Second
 	// drainTimeout bounds the uploads still running after an unmount.
 	drainTimeout = 10 * time.Minute
 )
@@ -97,7 +96,7 @@ func Main(args []string) int {
 // output. args exclude the program name.
 func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := parseMountd(args)
-	if errors.Is(err, flag_ErrHelp) {
+	if errors.Is(err, errHelp) {
 		usage(os.Stdout, false)
 		return ExitOK
 	}
@@ -128,9 +127,6 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	return ExitOK
 }
-
-// flag_ErrHelp is flag.ErrHelp under the name the parsers return.
-var flag_ErrHelp = errHelp
 
 // oneLine keeps the first line of a message.
 func oneLine(s string) string {
@@ -188,13 +184,13 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		return err
 	}
 	defer cl.Close()
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	sctx, cancel := context.WithTimeout(ctx, cfg.MountTimeout)
 	root, err := cl.Stat(sctx, cfg.Path)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}
-	if a := attrMeta(root); a.Type != 2 /* directory */ {
+	if a := attrMeta(root); a.Type != meta.TypeDirectory {
 		return fmt.Errorf("%s: %w", cfg.Path, syscall.ENOTDIR)
 	}
 
@@ -262,15 +258,20 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 }
 
 // unmount unmounts dir; a busy mount is detached (lazy unmount) and the
-// serve loop ends when its last file is closed.
+// serve loop ends when its last file is closed. Without the right to
+// unmount (not root), fusermount does it.
 func unmount(srv *fusefs.Mounted, dir string) error {
-	if err := unix.Unmount(dir, 0); err == nil {
+	err := unix.Unmount(dir, 0)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
 		return nil
 	}
-	if err := srv.Unmount(); err == nil {
-		return nil
-	}
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+	if err := srv.Unmount(); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
 	return nil
