@@ -314,10 +314,13 @@ func median(v []float64) float64 {
 // (RAFTJOURNAL_TUNE picks others), then runs short bursts on each in turn,
 // several rounds (RAFTJOURNAL_ROUNDS, default 5), and reports the median rate
 // and median latency of each cluster per client count. Run it with
-// -benchtime 1x:
+// -benchtime 1x; it takes minutes, so it runs only when asked:
 //
-//	go test -run '^$' -bench Interleaved -benchtime 1x ./raftjournal/
+//	RAFTJOURNAL_INTERLEAVED=1 go test -run '^$' -bench Interleaved -benchtime 1x ./raftjournal/
 func BenchmarkInterleaved(b *testing.B) {
+	if os.Getenv("RAFTJOURNAL_INTERLEAVED") == "" {
+		b.Skip("set RAFTJOURNAL_INTERLEAVED=1 to run")
+	}
 	const burstLen = 1500 * time.Millisecond
 	rounds := 5
 	if v, err := strconv.Atoi(os.Getenv("RAFTJOURNAL_ROUNDS")); err == nil && v > 0 {

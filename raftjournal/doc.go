@@ -93,8 +93,8 @@
 // with other work on it; BenchmarkInterleaved alternates clusters to compare
 // them under the same noise). Bare is hashicorp/raft alone (3 nodes,
 // raft-boltdb, counting FSM, 100-byte commands); Node proposes meta creates
-// into Badger. ops/s, median latency, log commits (fsyncs) per op over the
-// 3 nodes:
+// into Badger. ops/s, median latency, and log-store commits (each one fsynced
+// bolt transaction) per op, summed over the 3 nodes:
 //
 //	clients  bare stock            bare tuned            Node stock            Node tuned
 //	1          559/s 1.6ms 3.0       619/s 1.4ms 3.0       437/s 2.1ms 3.0       550/s 1.7ms 3.0
@@ -103,5 +103,7 @@
 //	256      16029/s  15ms 0.063   25609/s 9.6ms 0.045   10561/s  18ms 0.097   26977/s 8.4ms 0.023
 //
 // At one client nothing can be grouped: latency is a leader commit, a round
-// trip and a follower commit, plus the FSM's Badger transaction.
+// trip and a follower commit, plus the FSM's Badger transaction. Interleaved,
+// 15 rounds at one client: bare stock 495/s (median 1.76 ms), Node tuned
+// 479/s (1.92 ms), 97% of the bare rate.
 package raftjournal
