@@ -204,17 +204,37 @@ func remember(tx Txn, req *metapb.RequestID, now int64, res Result) error {
 	return tx.Set(expiryKey(now, req.Client, req.Seq), nil)
 }
 
+// expiryCheckEvery is how often, in entry time, expireRequests looks for
+// outcomes to forget once it has caught up.
+const expiryCheckEvery = int64(1e9)
+
 // expireRequests forgets a bounded number of request outcomes older than
 // RequestTTL, so that the table stays small without a sweep of its own.
+//
+// A scan of the expiry table costs far more than the entry it rides on, so the
+// state remembers (keyExpiry) where the table's live keys begin and when the
+// next scan is due: a scan that leaves nothing expired behind schedules the
+// next one expiryCheckEvery later, and starts past the keys it deleted, whose
+// tombstones the store would otherwise walk again. An outcome is therefore
+// forgotten up to expiryCheckEvery late. Entry times come from the leaders'
+// clocks; an outcome recorded by a leader whose clock ran more than
+// RequestTTL behind an earlier leader's is kept until the table is restored.
 func expireRequests(tx Txn, now int64) error {
 	const perEntry = 8
-	var expired [][]byte
-	err := tx.Scan([]byte{tabExpiry}, expiryKey(now-RequestTTL, 0, 0), func(k, _ []byte) (bool, error) {
-		expired = append(expired, append([]byte(nil), k...))
-		return len(expired) < perEntry, nil
-	})
-	if err != nil {
+	from, next, err := expiryState(tx)
+	if err != nil || now < next {
 		return err
+	}
+	cutoff := max(now-RequestTTL, 0)
+	var expired [][]byte
+	if cutoff > from {
+		err = tx.Scan(expiryKey(from, 0, 0), expiryKey(cutoff, 0, 0), func(k, _ []byte) (bool, error) {
+			expired = append(expired, append([]byte(nil), k...))
+			return len(expired) < perEntry, nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	for _, k := range expired {
 		if len(k) != 25 {
@@ -228,7 +248,30 @@ func expireRequests(tx Txn, now int64) error {
 			return err
 		}
 	}
-	return nil
+	if len(expired) == perEntry {
+		// More may be due: start at the last one deleted, scan again next entry.
+		from, next = int64(binary.BigEndian.Uint64(expired[perEntry-1][1:9])), now
+	} else {
+		from, next = max(from, cutoff), now+expiryCheckEvery
+	}
+	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(from)), uint64(next))
+	return tx.Set(keyExpiry, v)
+}
+
+// expiryState returns where the live keys of the expiry table begin and the
+// entry time of the next scan (zeros before the first).
+func expiryState(tx Txn) (from, next int64, err error) {
+	v, err := tx.Get(keyExpiry)
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("meta: expiry state: bad length %d", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), nil
 }
 
 // SetAppliedIndex records the Raft index of the last applied entry; the journal

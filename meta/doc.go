@@ -36,7 +36,8 @@
 //	'r' client seq          outcome of a client request (metapb.RequestRecord)
 //	'e' time client seq     expiry index of request outcomes
 //	'g' seq                 inode detached by an unmount, waiting to be purged
-//	's' name                counters: next inode, next mount id, applied index, ...
+//	's' name                counters: next inode, next mount id, applied index,
+//	                        where the live expiry keys begin and the next expiry scan, ...
 //	'c' ...                 reserved for the journal's own records (raftjournal)
 //
 // A directory's entries are one contiguous, name-ordered key range, so a page of

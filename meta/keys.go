@@ -22,6 +22,7 @@ var (
 	keyInodeCount = []byte{tabSys, 'c', 'i'}
 	keyApplied    = []byte{tabSys, 'a'}
 	keyRestoring  = []byte{tabSys, 'R'}
+	keyExpiry     = []byte{tabSys, 'e'}
 )
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }

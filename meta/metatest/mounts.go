@@ -3,6 +3,7 @@ package metatest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -244,6 +245,22 @@ func testRequests(t *testing.T, open func(testing.TB) meta.Store) {
 	h.Must(withReq(late, 8, 1, &metapb.Mkdir{Parent: meta.RootIno, Name: []byte("d")}))
 	if r := h.Apply(withReq(late+1, 7, 1, create)); r.Replayed || r.Errno != syscall.EEXIST {
 		t.Fatalf("expired request replayed: %+v", r)
+	}
+	// A backlog of due outcomes is forgotten over the next entries, at most a
+	// second of entry time late.
+	base := late + 10e9
+	for i := range uint64(20) {
+		h.Must(withReq(base+int64(i), 9, i+1, &metapb.Mkdir{Parent: meta.RootIno, Name: fmt.Appendf(nil, "b%d", i)}))
+	}
+	after := base + meta.RequestTTL + 2e9
+	for i := range int64(4) {
+		h.Must(withReq(after+i, 10, uint64(i+1), &metapb.Mkdir{Parent: meta.RootIno, Name: fmt.Appendf(nil, "c%d", i)}))
+	}
+	for i := range uint64(20) {
+		r := h.Apply(withReq(after+10, 9, i+1, &metapb.Mkdir{Parent: meta.RootIno, Name: fmt.Appendf(nil, "b%d", i)}))
+		if r.Replayed || r.Errno != syscall.EEXIST {
+			t.Fatalf("request %d of the backlog replayed after it expired: %+v", i+1, r)
+		}
 	}
 	checkInvariants(t, h.S)
 }
