@@ -195,14 +195,15 @@ func TestApplyErrorStops(t *testing.T) {
 	}
 }
 
-// TestReadBarrierCoalesces checks that many concurrent readers share a few
-// VerifyLeader rounds, that reads see acknowledged writes, and that the lease
-// answers without a round while fresh.
+// TestReadBarrierCoalesces checks that, with strict reads, many concurrent
+// readers share a few VerifyLeader rounds, that reads see acknowledged writes,
+// and that the lease answers CheckLease without a round while fresh.
 func TestReadBarrierCoalesces(t *testing.T) {
 	// A lease long enough that a VerifyLeader round on a loaded machine (and
 	// under -race) ends well within it.
 	c := newCluster(t, 3, func(cfg *Config) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+		cfg.StrictReads = true
 	})
 	l := c.nodes[c.leader()]
 	ctx := context.Background()
@@ -251,6 +252,53 @@ func TestReadBarrierCoalesces(t *testing.T) {
 	}
 	if got := l.verifyRounds() - before; got < 1 || got > 3 {
 		t.Fatalf("50 lease checks took %d rounds", got)
+	}
+}
+
+// TestLeaseReads checks that reads answer from the lease, which the leader
+// keeps fresh on its own, that they see acknowledged writes, and that a leader
+// cut off from its followers stops answering them.
+func TestLeaseReads(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	li := c.leader()
+	l := c.nodes[li]
+	ctx := context.Background()
+	propose(t, l, createEntry("seen"))
+	if err := l.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !rootNames(t, l)["seen"] {
+		t.Fatal("read after barrier misses an acknowledged write")
+	}
+	// Idle for several leases: the lease is renewed in the background, and a
+	// burst of reads needs no rounds of its own.
+	time.Sleep(4 * l.lease)
+	if !l.leaseValid() {
+		t.Fatal("an idle leader let its lease lapse")
+	}
+	before := l.verifyRounds()
+	start := time.Now()
+	for range 1000 {
+		if err := l.ReadBarrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the background rounds of the time the reads took, never one each.
+	if got, most := l.verifyRounds()-before, 2+int(time.Since(start)/(l.lease/4)); int(got) > most {
+		t.Fatalf("1000 lease reads took %d rounds, want at most %d", got, most)
+	}
+	for i := range c.nodes {
+		if i != li {
+			c.stop(i)
+		}
+	}
+	waitFor(t, 5*time.Second, "reads to be refused", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return l.ReadBarrier(ctx) != nil
+	})
+	if l.leaseValid() {
+		t.Fatal("a leader without followers holds a lease")
 	}
 }
 

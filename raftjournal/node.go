@@ -108,6 +108,9 @@ type Config struct {
 	// LeaderLeaseTimeout is also the lease of CheckLease and must not exceed
 	// HeartbeatTimeout.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// StrictReads makes every ReadBarrier wait for a VerifyLeader round of its
+	// own instead of answering from a valid lease (see ReadBarrier).
+	StrictReads bool
 
 	// Logger receives the journal's log, and raft's own through a filter
 	// (default slog.Default()).
@@ -210,8 +213,9 @@ func Open(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership()
+	go n.keepLease()
 	return n, nil
 }
 

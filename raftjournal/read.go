@@ -97,15 +97,28 @@ func (n *Node) await(ctx context.Context) (*round, error) {
 	return r, nil
 }
 
-// ReadBarrier makes the next View on this node linearizable: it returns nil
-// once this node has confirmed, by a round of heartbeats acknowledged by a
-// quorum and sent after the call began, that it was still the leader, and its
-// store has applied every entry committed when that round began. Concurrent
-// callers share rounds: a caller waits for the round after the one in flight,
-// never for more. It fails with ErrNotLeader when this node does not serve.
+// ReadBarrier makes the next View on this node linearizable. It fails with
+// ErrNotLeader when this node does not serve.
+//
+// While this node holds a valid lease (see CheckLease) it answers at once:
+// every write acknowledged before the call began was applied on this node
+// first (a leader acknowledges only what its own store applied, and serves
+// only after applying everything its predecessors committed), and no other
+// node can have acknowledged a write within the lease. The lease is kept fresh
+// by committed proposals and by a background VerifyLeader round whenever half
+// of it has run out, so a busy or idle leader alike reads from memory.
+//
+// Without a valid lease, or with Config.StrictReads, the caller waits for a
+// round of heartbeats acknowledged by a quorum and sent after the call began,
+// and for the store to apply every entry committed when that round began.
+// Concurrent callers share rounds: a caller waits for the round after the one
+// in flight, never for more.
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	if !n.Serving() {
 		return n.notLeader(nil)
+	}
+	if !n.cfg.StrictReads && n.leaseValid() {
+		return nil
 	}
 	r, err := n.await(ctx)
 	if err != nil {
@@ -119,6 +132,31 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		return fmt.Errorf("raftjournal: waiting for index %d to be applied: %w", r.commit, ctx.Err())
 	}
 	return nil
+}
+
+// keepLease renews the lease of a serving leader with a VerifyLeader round
+// whenever more than half of it has run out, until Close. Off with
+// StrictReads, which then leaves the lease to CheckLease's own rounds.
+func (n *Node) keepLease() {
+	defer n.wg.Done()
+	if n.cfg.StrictReads {
+		return
+	}
+	t := time.NewTicker(n.lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		stale := n.serving && !n.transferring && time.Since(n.leaseStart) > n.lease/2
+		n.mu.Unlock()
+		if stale {
+			n.rounds.join()
+		}
+	}
 }
 
 // CheckLease returns nil only if this node serves as leader and a quorum

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/skyfs/skyfs/meta"
 )
@@ -113,11 +114,15 @@ func (w *waves) send(wave []*proposal) {
 			return
 		}
 	}
+	// A committed entry was stored by a quorum that took it from this leader
+	// after sent: like a VerifyLeader round begun then, it renews the lease.
+	sent, term := time.Now(), w.n.raft.CurrentTerm()
 	f := w.n.raft.Apply(data, 0)
 	if err := f.Error(); err != nil {
 		fail(w.n.waitErr(err))
 		return
 	}
+	w.n.renewLease(sent, term)
 	switch resp := f.Response().(type) {
 	case meta.Result:
 		if len(wave) == 1 {
