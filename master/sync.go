@@ -199,6 +199,9 @@ func loadErr(err error) error {
 // too when last is set, so that a path resolves through names that so far
 // exist only in the UFS.
 func (s *Server) preloadPath(ctx context.Context, comps []string, last bool) error {
+	if s.pathLoaded(comps, last) {
+		return nil
+	}
 	ino := uint64(meta.RootIno)
 	for i := 0; ; i++ {
 		if i == len(comps) && !last {
@@ -220,6 +223,47 @@ func (s *Server) preloadPath(ctx context.Context, comps []string, last bool) err
 		}
 		ino = a.Ino
 	}
+}
+
+// pathLoaded says, from one view of the namespace, that preloadPath has nothing
+// to load: every directory it would visit exists and is loaded and fresh. Any
+// doubt (a missing name, a read error, a directory due) answers false, and
+// preloadPath takes the long way, one directory at a time.
+func (s *Server) pathLoaded(comps []string, last bool) bool {
+	ok := false
+	_ = s.resolve(func(tx meta.Txn) error {
+		now := s.now().UnixNano()
+		var m *meta.Mount
+		ino := uint64(meta.RootIno)
+		for i := 0; ; i++ {
+			if i == len(comps) && !last {
+				break
+			}
+			a, err := meta.GetAttr(tx, ino)
+			if err != nil || a.Type != meta.TypeDirectory {
+				return nil
+			}
+			if a.MountID != 0 {
+				if m, err = meta.GetMount(tx, a.MountID); err != nil {
+					return nil
+				}
+			}
+			if m != nil && (!a.Loaded || (m.SyncIntervalNs > 0 && now-a.LoadedNs >= m.SyncIntervalNs)) {
+				return nil
+			}
+			if i == len(comps) {
+				break
+			}
+			c, err := meta.Lookup(tx, ino, []byte(comps[i]))
+			if err != nil || c.Type != meta.TypeDirectory {
+				return nil
+			}
+			ino = c.Ino
+		}
+		ok = true
+		return nil
+	})
+	return ok
 }
 
 // preloadParent loads the directory that holds the entry r names.

@@ -404,6 +404,40 @@ func TestUFSSyncInterval(t *testing.T) {
 	}
 }
 
+// TestUFSSyncIntervalByPath checks that a mutation naming a path reloads the
+// directories along it that are due, and only those.
+func TestUFSSyncIntervalByPath(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	writeTree(t, dir, "x/old")
+	r, err := e.mt.AddMount(ctx, &pb.AddMountRequest{
+		Request: e.req(), Path: "/w", Uri: "file://" + dir, SyncIntervalNs: int64(time.Minute),
+	})
+	mustOK(t, "add mount", r.GetErrno(), r.GetMessage(), err)
+	create := func(path string) syscall.Errno {
+		t.Helper()
+		c, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: path, Mode: 0o644})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return syscall.Errno(c.Errno)
+	}
+	// The first create loads /w and /w/x on its way.
+	if en := create("/w/x/old"); en != syscall.EEXIST {
+		t.Fatalf("create over a UFS file: %v", en)
+	}
+	writeTree(t, dir, "x/new")
+	if en := create("/w/x/new"); en != 0 {
+		t.Fatalf("within the interval the UFS change is not seen yet: %v", en)
+	}
+	writeTree(t, dir, "x/later")
+	e.now.Add(int64(2 * time.Minute))
+	if en := create("/w/x/later"); en != syscall.EEXIST {
+		t.Fatalf("after the interval a create must see the UFS's new file: %v", en)
+	}
+}
+
 func TestUFSAddMountChecks(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
