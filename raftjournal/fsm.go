@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +25,9 @@ type fsm struct {
 	log   *slog.Logger
 	// fatal stops the master; it must not return. Tests replace it.
 	fatal func(msg string)
+	// marker, when set, is the path of the file that says a restore is under
+	// way (see Restore).
+	marker string
 
 	// applied is the index of the last log entry the store holds (committed,
 	// not necessarily synced). It only changes on the raft FSM goroutine.
@@ -289,12 +295,59 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore replaces the whole store with a snapshot's content.
+//
+// The store's own marker (meta.Restoring) tells a half-restored store from a
+// whole one, but only once the stream has written it: the store is emptied
+// first. A marker file beside the store, made durable before the store is
+// touched and removed after, covers that gap; Open finishes the restore when
+// either says one was under way.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if f.marker != "" {
+		if err := writeDurable(f.marker); err != nil {
+			return fmt.Errorf("raftjournal: restore snapshot: %w", err)
+		}
+	}
 	if err := meta.RestoreSnapshot(f.store, rc); err != nil {
 		return fmt.Errorf("raftjournal: restore snapshot: %w", err)
 	}
-	return f.loadApplied()
+	if err := f.loadApplied(); err != nil {
+		return err
+	}
+	if f.marker != "" {
+		if err := removeDurable(f.marker); err != nil {
+			return fmt.Errorf("raftjournal: restore snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeDurable creates an empty file at path, durably.
+func writeDurable(path string) error {
+	fd, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(fd.Sync(), fd.Close()); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// removeDurable removes the file at path, durably.
+func removeDurable(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // snapshot streams a read point of the store.

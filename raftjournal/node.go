@@ -241,6 +241,7 @@ func (n *Node) open() error {
 	if n.fsm, err = newFSM(n.store, n.log); err != nil {
 		return err
 	}
+	n.fsm.marker = n.restoreMarker()
 	tune := ourTuning
 	if cfg.tuning != nil {
 		tune = *cfg.tuning
@@ -320,8 +321,8 @@ func (n *Node) open() error {
 	return nil
 }
 
-// finishRestore restores the newest local snapshot again when the store says a
-// restore began and did not finish: raft writes an installed snapshot to the
+// finishRestore restores the newest local snapshot again when the store or the
+// marker file says a restore began and did not finish: raft writes an installed snapshot to the
 // snapshot store before it restores from it, so the newest one is that one.
 func (n *Node) finishRestore() error {
 	var restoring bool
@@ -332,6 +333,10 @@ func (n *Node) finishRestore() error {
 	})
 	if err != nil {
 		return fmt.Errorf("raftjournal: %w", err)
+	}
+	marker := n.restoreMarker()
+	if _, err := os.Stat(marker); err == nil {
+		restoring = true
 	}
 	if !restoring {
 		return nil
@@ -352,8 +357,15 @@ func (n *Node) finishRestore() error {
 	if err := meta.RestoreSnapshot(n.store, rc); err != nil {
 		return fmt.Errorf("raftjournal: restore snapshot %s: %w", list[0].ID, err)
 	}
+	if err := removeDurable(marker); err != nil {
+		return fmt.Errorf("raftjournal: %w", err)
+	}
 	return nil
 }
+
+// restoreMarker is the path of the file that says a snapshot restore is under
+// way (see fsm.Restore).
+func (n *Node) restoreMarker() string { return filepath.Join(n.cfg.Dir, "restoring") }
 
 // Close stops raft and closes the stores. The node is unusable afterwards.
 func (n *Node) Close() error {

@@ -3,8 +3,12 @@ package raftjournal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +285,47 @@ func TestOpenFinishesInterruptedRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkChurn(t, n, 15)
+}
+
+// TestOpenFinishesRestoreOfEmptiedStore covers a crash after a restore
+// emptied the store and before the snapshot stream wrote the store's own
+// marker: the marker file beside the store makes Open restore again.
+func TestOpenFinishesRestoreOfEmptiedStore(t *testing.T) {
+	cfg := testConfig(t, "solo")
+	cfg.Peers = []Peer{{ID: cfg.NodeID, RaftAddr: cfg.RaftAddr, RPCAddr: cfg.RPCAddr}}
+	cs := newCrashStore()
+	cfg.store = cs
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "serving", n.Serving)
+	churn(t, n, 0, 10)
+	if _, err := n.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	churn(t, n, 10, 15)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restore emptied the store and died.
+	if err := writeDurable(filepath.Join(cfg.Dir, "restoring")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.ReplaceAll(func(func(k, v []byte) error) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = Open(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	waitFor(t, 10*time.Second, "serving after the restore", n.Serving)
+	if err := n.ReadBarrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkChurn(t, n, 15)
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "restoring")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("marker file left after the restore: %v", err)
+	}
 }
