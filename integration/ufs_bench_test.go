@@ -69,6 +69,7 @@ func BenchmarkUFSLoad(b *testing.B) {
 	})
 
 	var mounts atomic.Int64
+	before := peakRSS(b, c)
 	b.Run("skyfs-sync", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
@@ -89,7 +90,37 @@ func BenchmarkUFSLoad(b *testing.B) {
 			times = append(times, time.Since(start))
 		}
 		b.ReportMetric(float64(n)/median(times).Seconds(), "objects/s")
+		// The load streams pages: the masters' memory does not grow with
+		// the size of the prefix.
+		b.ReportMetric(float64(before)/(1<<20), "peak-RSS-MiB-before")
+		b.ReportMetric(float64(peakRSS(b, c))/(1<<20), "peak-RSS-MiB-after")
 	})
+}
+
+// peakRSS returns the largest peak resident set size (VmHWM) of the cluster's
+// running masters.
+func peakRSS(b *testing.B, c *cluster) int64 {
+	var peak int64
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		cmd := nd.cmd
+		nd.mu.Unlock()
+		if cmd == nil || cmd.Process == nil {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(st)) {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					peak = max(peak, kb<<10)
+				}
+			}
+		}
+	}
+	return peak
 }
 
 // median returns the median of ds.
