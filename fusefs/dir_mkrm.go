@@ -113,7 +113,7 @@ func (n *Node) openExisting(ctx context.Context, name string, flags uint32, out 
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if h, ok := fh.(*fileHandle); ok && h.ws != nil && flags&syscall.O_TRUNC != 0 {
+	if h, ok := handleOf(fh); ok && h.ws != nil && flags&syscall.O_TRUNC != 0 {
 		if errno := cn.truncate(ctx, h, 0); errno != 0 {
 			cn.Release(ctx, h)
 			return nil, nil, 0, errno

@@ -69,15 +69,44 @@ type fileHandle struct {
 	own bool          // the handle counts in the node's open counts
 }
 
-var _ = (gofs.FilePassthroughFder)((*fileHandle)(nil))
+// ptHandle is a fileHandle opened for passthrough, or for direct I/O next to
+// passthrough handles. Only it offers go-fuse a backing file: go-fuse shares one registered backing file among the
+// passthrough-capable handles of an inode, so a handle of the ordinary path
+// offering one would be given a previous handle's cache file, whose content
+// may be older, while that handle's release is still on its way.
+type ptHandle struct{ *fileHandle }
+
+var _ = (gofs.FilePassthroughFder)(ptHandle{})
 
 // PassthroughFd implements gofs.FilePassthroughFder: go-fuse registers the
 // cache file of a passthrough handle with the kernel.
-func (h *fileHandle) PassthroughFd() (int, bool) {
+func (h ptHandle) PassthroughFd() (int, bool) {
 	if h.pt == nil {
 		return 0, false
 	}
 	return int(h.pt.File().Fd()), true
+}
+
+// offered is what go-fuse gets for h: a direct I/O handle opened next to
+// passthrough handles must name their backing file too (the kernel refuses
+// any other open of an inode in passthrough mode), and the direct I/O flag
+// keeps its reads and writes on the ordinary path; a cached handle must not.
+func (h *fileHandle) offered() gofs.FileHandle {
+	if h.mode == ioCached {
+		return h
+	}
+	return ptHandle{h}
+}
+
+// handleOf returns the fileHandle behind a handle go-fuse passes back.
+func handleOf(f gofs.FileHandle) (*fileHandle, bool) {
+	switch h := f.(type) {
+	case *fileHandle:
+		return h, true
+	case ptHandle:
+		return h.fileHandle, true
+	}
+	return nil, false
 }
 
 // Open implements gofs.NodeOpener. Attributes are fetched afresh from the
@@ -111,13 +140,14 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			n.mu.Lock()
 			n.lastOpen = c
 			n.mu.Unlock()
-			return h, 0, 0
+			return h.offered(), 0, 0
 		}
 		n.mu.Lock()
 		n.ptOpens--
 		n.mu.Unlock()
 	}
-	return h, n.beginOpen(h, c), 0
+	fl := n.beginOpen(h, c)
+	return h.offered(), fl, 0
 }
 
 // reservePassthrough counts a passthrough open of content key if the kernel
@@ -149,10 +179,10 @@ func (n *Node) beginOpen(h *fileHandle, c content) uint32 {
 	h.mode = ioCached
 	n.cachedOpens++
 	var flags uint32
-	if n.lastOpen.same(c) {
+	if n.lastOpen.same(c) && !n.pagesStale {
 		flags |= fuse.FOPEN_KEEP_CACHE
 	}
-	n.lastOpen = c
+	n.lastOpen, n.pagesStale = c, false
 	return flags
 }
 
@@ -189,14 +219,15 @@ func (n *Node) openWriter(ctx context.Context, flags uint32, created bool) (gofs
 	h := &fileHandle{n: n, flags: flags, c: c}
 	n.m.handles.Add(1)
 	h.ws = n.acquireWriteState(c, created)
-	return h, n.beginOpen(h, c), 0
+	fl := n.beginOpen(h, c)
+	return h.offered(), fl, 0
 }
 
 // Release implements gofs.NodeReleaser. The last writer of a file uploads
 // what is still not uploaded (close normally did) and drops the staging
 // file.
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok {
 		return 0
 	}
@@ -226,7 +257,7 @@ func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 // Flush implements gofs.NodeFlusher: close(2) of a descriptor that wrote
 // finishes the upload and records the file with the master.
 func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok || h.ws == nil {
 		return 0
 	}
@@ -236,7 +267,7 @@ func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 // Fsync implements gofs.NodeFsyncer: like Flush, the data is in the UFS and
 // recorded with the master when it returns.
 func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok {
 		return 0
 	}

@@ -37,7 +37,7 @@ func loader(fsys ufs.FileSystem, path string) cache.Loader {
 // a passthrough handle the kernel did not pass through, from the cache
 // file).
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok {
 		return nil, syscall.EBADF
 	}

@@ -42,6 +42,9 @@ type writeState struct {
 	dirty     bool     // the content differs from what the master records
 	// canStream says the content so far was written from empty, in order.
 	canStream bool
+	// uncached says some of the content was written past the kernel's page
+	// cache (a direct I/O handle): the pages it holds may be stale.
+	uncached  bool
 	stream    ufs.Writer
 	streamLoc Location // where stream writes
 	streamOff int64    // bytes given to stream
@@ -253,7 +256,7 @@ func (ws *writeState) streamLocked(p []byte, off int64) {
 
 // Write implements gofs.NodeWriter.
 func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok || h.ws == nil {
 		return 0, syscall.EBADF
 	}
@@ -266,6 +269,9 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	}
 	if _, err := ws.f.WriteAt(data, off); err != nil {
 		return 0, toErrno(err)
+	}
+	if h.mode != ioCached {
+		ws.uncached = true
 	}
 	end := off + int64(len(data))
 	seq := off == ws.size.Load()
@@ -307,7 +313,7 @@ func (ws *writeState) truncateLocked(ctx context.Context, size int64) error {
 
 // Allocate implements gofs.NodeAllocater: fallocate(2) on the staging file.
 func (n *Node) Allocate(ctx context.Context, f gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
-	h, ok := f.(*fileHandle)
+	h, ok := handleOf(f)
 	if !ok || h.ws == nil {
 		return syscall.EBADF
 	}
@@ -429,8 +435,11 @@ func (ws *writeState) commitLocked(ctx context.Context) syscall.Errno {
 	ws.modNs.Store(a.Mtime)
 	n.mu.Lock()
 	n.attr = *a
-	// The kernel's pages hold what was just written: they stay valid.
+	// The kernel's pages hold what was just written and stay valid, unless
+	// some writes bypassed them.
 	n.lastOpen = ws.base
+	n.pagesStale = n.pagesStale || ws.uncached
 	n.mu.Unlock()
+	ws.uncached = false
 	return 0
 }

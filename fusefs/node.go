@@ -30,7 +30,10 @@ type Node struct {
 	// lastOpen is the content the previous open saw: a cached open keeps
 	// the kernel's page cache only when the content has not changed since.
 	lastOpen content
-	caps     *xattrCache // security.capability, cached
+	// pagesStale says writes since lastOpen went past the kernel's pages
+	// (direct I/O): the next cached open must not keep them.
+	pagesStale bool
+	caps       *xattrCache // security.capability, cached
 }
 
 // Interfaces implemented by Node.

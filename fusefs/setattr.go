@@ -110,7 +110,7 @@ func (n *Node) keepMtime(mtime int64) {
 
 // truncate sets the size of n's content.
 func (n *Node) truncate(ctx context.Context, f gofs.FileHandle, size int64) syscall.Errno {
-	if h, ok := f.(*fileHandle); ok && h.ws != nil {
+	if h, ok := handleOf(f); ok && h.ws != nil {
 		h.ws.mu.Lock()
 		defer h.ws.mu.Unlock()
 		return n.logErr("truncate", h.ws.truncateLocked(ctx, size))
