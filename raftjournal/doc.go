@@ -40,7 +40,9 @@
 //     snapshot raft records; see below) and pins a read point. Writes go on.
 //   - Persist does the I/O: it streams the read point with meta.WriteSnapshot.
 //   - Restore replaces the whole store with meta.RestoreSnapshot. A restore that
-//     a crash interrupted leaves a mark in the store; Open restores again from
+//     a crash interrupted leaves a mark in the store, and a marker file
+//     (Dir/restoring) made durable before the store is emptied covers the
+//     moment before the stream writes that mark; Open restores again from
 //     the newest local snapshot (the one raft installed) before starting raft.
 //
 // # Restart and durability
@@ -61,8 +63,11 @@
 // the leader state (Serving asks raft on every call), when a leadership
 // transfer begins, or on Close. Propose, ReadBarrier and CheckLease fail with
 // a *NotLeaderError naming the leader when this node does not serve. Reads
-// share VerifyLeader rounds (ReadBarrier); side effects outside the journal
-// check the lease first (CheckLease, whose comment says what it relies on).
+// are answered from the leader's lease while it is valid, the lease being
+// renewed by committed proposals and by a background VerifyLeader round, and
+// otherwise share VerifyLeader rounds (ReadBarrier); side effects outside the
+// journal check the lease first (CheckLease, whose comment says what it
+// relies on).
 //
 // # Lock order
 //
