@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -35,6 +36,12 @@ type fsm struct {
 	// entries counts the log entries applied (not skipped) since start;
 	// splits the batches split because of meta.ErrTxnTooBig.
 	entries, splits atomic.Uint64
+	// onApply, when set, is told about every batch applied (Config.OnApply).
+	onApply func(ApplyStats)
+	// Snapshot figures for Stats: snapshots persisted and failed, snapshots
+	// restored, and the duration of the newest one persisted.
+	snapshots, snapshotFailures, restores atomic.Uint64
+	lastSnapshotNs                        atomic.Int64
 
 	mu        sync.Mutex    // guards appliedCh
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -102,8 +109,15 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 // together with the index of the last one. Entries at or below the stored
 // applied index are skipped: they were applied before a restart.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	if f.onApply == nil {
+		resp := make([]interface{}, len(logs))
+		f.applyRange(logs, resp)
+		return resp
+	}
+	start, before := time.Now(), f.entries.Load()
 	resp := make([]interface{}, len(logs))
 	f.applyRange(logs, resp)
+	f.onApply(ApplyStats{Took: time.Since(start), Logs: len(logs), Entries: int(f.entries.Load() - before)})
 	return resp
 }
 
@@ -291,7 +305,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftjournal: snapshot read point: %w", err)
 	}
-	return &snapshot{rp: rp}, nil
+	return &snapshot{rp: rp, f: f, start: time.Now()}, nil
 }
 
 // Restore replaces the whole store with a snapshot's content.
@@ -319,6 +333,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("raftjournal: restore snapshot: %w", err)
 		}
 	}
+	f.restores.Add(1)
 	return nil
 }
 
@@ -352,18 +367,24 @@ func syncDir(dir string) error {
 
 // snapshot streams a read point of the store.
 type snapshot struct {
-	rp   meta.ReadPoint
-	once sync.Once
+	rp    meta.ReadPoint
+	once  sync.Once
+	f     *fsm      // counts the outcome
+	start time.Time // when Snapshot was called
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	if err := meta.WriteSnapshot(s.rp, sink); err != nil {
 		sink.Cancel()
+		s.f.snapshotFailures.Add(1)
 		return fmt.Errorf("raftjournal: write snapshot: %w", err)
 	}
 	if err := sink.Close(); err != nil {
+		s.f.snapshotFailures.Add(1)
 		return fmt.Errorf("raftjournal: close snapshot: %w", err)
 	}
+	s.f.lastSnapshotNs.Store(int64(time.Since(s.start)))
+	s.f.snapshots.Add(1)
 	return nil
 }
 

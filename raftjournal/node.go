@@ -118,6 +118,11 @@ type Config struct {
 	// RaftLogLevel is the lowest level of raft's own messages passed to Logger:
 	// "error", "warn" (default), "info", "debug" or "trace".
 	RaftLogLevel string
+	// OnApply, when set, is called after every batch of committed log
+	// entries is applied, on raft's state machine goroutine: it must be
+	// quick (record a metric) and must not call into the Node.
+	OnApply func(ApplyStats)
+
 	// StoreOptions tune the Badger store under Dir/meta.
 	StoreOptions badgerstore.Options
 
@@ -242,6 +247,7 @@ func (n *Node) open() error {
 		return err
 	}
 	n.fsm.marker = n.restoreMarker()
+	n.fsm.onApply = cfg.OnApply
 	tune := ourTuning
 	if cfg.tuning != nil {
 		tune = *cfg.tuning
