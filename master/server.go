@@ -16,6 +16,7 @@ import (
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/proto/metapb"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/ufs"
 )
 
 // Config is what a Server needs.
@@ -40,6 +41,9 @@ type Config struct {
 	RootSyncInterval time.Duration
 	// ListPageSize is the page size of UFS listings (0: ufs.DefaultPageSize).
 	ListPageSize int
+	// WrapUFS, when set, wraps every UFS the master opens for a mount's
+	// metadata and side effects (to count its calls); uri is the mount's.
+	WrapUFS func(fsys ufs.FileSystem, uri string) ufs.FileSystem
 }
 
 // Errors of the service that are not POSIX outcomes.
@@ -81,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), cfg: cfg}
 	s.kick = make(chan struct{}, 1)
+	s.ufs.wrap = cfg.WrapUFS
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

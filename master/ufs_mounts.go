@@ -39,8 +39,9 @@ const (
 // ufsTable holds the opened FileSystem of each mount, opened lazily from the
 // mount record and closed on unmount. Mount ids are never reused.
 type ufsTable struct {
-	mu  sync.Mutex
-	fss map[uint64]ufs.FileSystem
+	mu   sync.Mutex
+	fss  map[uint64]ufs.FileSystem
+	wrap func(ufs.FileSystem, string) ufs.FileSystem // Config.WrapUFS
 }
 
 // get returns the opened UFS of m, opening it on first use.
@@ -56,6 +57,9 @@ func (t *ufsTable) get(ctx context.Context, m *meta.Mount) (ufs.FileSystem, erro
 	fsys, err := ufs.Open(octx, m.URI, m.Options)
 	if err != nil {
 		return nil, ufsFail(m, fmt.Errorf("open: %w", err))
+	}
+	if t.wrap != nil {
+		fsys = t.wrap(fsys, m.URI)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

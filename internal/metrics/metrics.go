@@ -68,6 +68,12 @@ func ListenAdmin(addr string, h http.Handler, log *slog.Logger) (*AdminServer, e
 	if err != nil {
 		return nil, err
 	}
+	return ServeAdmin(lis, h, log), nil
+}
+
+// ServeAdmin serves h on lis until Close, which closes lis. Errors of the
+// serve loop go to log (nil: dropped).
+func ServeAdmin(lis net.Listener, h http.Handler, log *slog.Logger) *AdminServer {
 	a := &AdminServer{
 		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
 		lis:  lis,
@@ -79,7 +85,7 @@ func ListenAdmin(addr string, h http.Handler, log *slog.Logger) (*AdminServer, e
 			log.Error("admin server stopped", "addr", lis.Addr().String(), "err", err)
 		}
 	}()
-	return a, nil
+	return a
 }
 
 // Addr returns the address the server listens on.

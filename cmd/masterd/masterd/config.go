@@ -40,6 +40,11 @@ type Config struct {
 	LogLevel     string `json:"log_level"`
 	RaftLogLevel string `json:"raft_log_level"`
 
+	// AdminAddr is host:port of the admin HTTP port: the status page and
+	// /metrics (admin.go); empty: none. Pprof adds /debug/pprof there.
+	AdminAddr string `json:"admin_addr"`
+	Pprof     bool   `json:"pprof"`
+
 	// RootUFS is the URI of the UFS backing "/", mounted when the cluster
 	// first has a leader; RootUFSOptions are its options (credentials among
 	// them: prefer the config file to flags for those).
@@ -153,6 +158,7 @@ func flagSet(cfg *Config, configPath *string) *flag.FlagSet {
 	fs.Var(durationFlag{&cfg.LeaseTimeout}, "lease-timeout", "leader lease (at most the heartbeat timeout)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.RaftLogLevel, "raft-log-level", "warn", "lowest level of Raft's own messages: error, warn, info, debug, trace")
+	adminFlags(fs, cfg)
 	fs.StringVar(&cfg.RootUFS, "root-ufs", "", "`URI` of the UFS backing / (s3://bucket/prefix, file:///dir, hdfs://nn/path), mounted when the cluster first has a leader")
 	fs.Var(optionsFlag{&cfg.RootUFSOptions}, "root-ufs-option", "option `key=value` of the root UFS (repeatable)")
 	fs.Var(durationFlag{&cfg.RootUFSSyncInterval}, "root-ufs-sync-interval", "sync interval of the root mount (0: never reload on access)")
@@ -302,6 +308,9 @@ func (c *Config) check() ([]raftjournal.Peer, error) {
 	case "error", "warn", "info", "debug", "trace":
 	default:
 		return nil, badConfig("--raft-log-level %q: want error, warn, info, debug or trace", c.RaftLogLevel)
+	}
+	if err := c.checkAdmin(); err != nil {
+		return nil, err
 	}
 	if c.LeaseTimeout > 0 && c.HeartbeatTimeout > 0 && c.LeaseTimeout > c.HeartbeatTimeout {
 		return nil, badConfig("--lease-timeout %v exceeds --heartbeat-timeout %v", time.Duration(c.LeaseTimeout), time.Duration(c.HeartbeatTimeout))

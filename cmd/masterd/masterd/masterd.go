@@ -98,6 +98,11 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	} else {
 		probe.Close()
 	}
+	adm, err := listenAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	defer adm.close()
 
 	node, err := raftjournal.Open(raftjournal.Config{
 		NodeID:             cfg.NodeID,
@@ -113,23 +118,25 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		LeaderLeaseTimeout: time.Duration(cfg.LeaseTimeout),
 		Logger:             log, // the journal adds node=ID itself
 		RaftLogLevel:       cfg.RaftLogLevel,
+		OnApply:            adm.applyHook(),
 	})
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
 	log = log.With("node", cfg.NodeID)
 	srv, err := master.New(master.Config{
-		Journal: node, Admin: node, Logger: log,
+		Journal: node, Admin: node, Logger: log, WrapUFS: adm.ufsWrapper(),
 		RootUFS: cfg.RootUFS, RootOptions: cfg.RootUFSOptions, RootSyncInterval: time.Duration(cfg.RootUFSSyncInterval),
 	})
 	if err != nil {
 		node.Close()
 		return err
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(adm.grpcOptions()...)
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
+	adm.start(node, log)
 	duties, stopDuties := context.WithCancel(context.Background())
 	dutiesDone := make(chan struct{})
 	go func() {
@@ -155,6 +162,7 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	case <-time.After(shutdownGrace):
 		g.Stop()
 	}
+	adm.close()
 	stopDuties()
 	<-dutiesDone
 	srv.Close()
