@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
@@ -46,6 +46,13 @@ type Config struct {
 	ClientID uint64
 	// Logger receives retry decisions at debug level; nil discards them.
 	Logger *slog.Logger
+	// Token is sent with every call ("authorization: Bearer <token>");
+	// TokenFile is read for it when Token is empty (a root-only file).
+	Token     []byte
+	TokenFile string
+	// TLS, when set, secures every connection (credentials.go); nil
+	// connects in plaintext.
+	TLS *tls.Config
 }
 
 // Errors of the client.
@@ -103,6 +110,9 @@ func New(cfg Config) (*Client, error) {
 		if _, _, err := net.SplitHostPort(m); err != nil {
 			return nil, fmt.Errorf("client: master address %q: %w", m, err)
 		}
+	}
+	if err := loadToken(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
@@ -173,7 +183,7 @@ func (c *Client) connLocked(addr string) (*grpc.ClientConn, error) {
 	if conn, ok := c.conns[addr]; ok {
 		return conn, nil
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, c.dialOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %s: %w", addr, err)
 	}

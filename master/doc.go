@@ -27,8 +27,28 @@
 //   - Permission bits outside 07777 in a mode are ignored (FUSE passes the file
 //     type bits along).
 //   - Removing or renaming "/" is EBUSY; creating "/" is EEXIST.
-//   - The caller's uid and gid are taken from the request as given; there is no
-//     authentication yet.
+//   - The caller's uid and gid are taken from the request as given: a mount
+//     daemon speaks for the users of its host.
+//
+// # Authentication
+//
+// Auth (auth.go) is a pair of gRPC interceptors that a master installs when
+// it has tokens: every call must carry "authorization: Bearer <token>" of a
+// role that its method allows (RequiredRole): the mount role for namespace
+// operations, reading the mount table (secrets redacted) and MountAccess;
+// the admin role for everything else, and for any method not listed. A call
+// without a valid token is Unauthenticated, one with too weak a token
+// PermissionDenied; both are refused before the handler runs, so they
+// change nothing. Tokens are compared in constant time; refusals are logged
+// (rate-limited) with the method and peer, never the token. Without tokens
+// the master serves everyone (cmd/masterd warns at start).
+//
+// MountAccess, the only answer with UFS credentials in it, is served only
+// over TLS or to a loopback peer. With Config.Sealer set, secret mount
+// options (ufs.IsSecret) are sealed with the cluster key before they are
+// journaled (secrets.go), so the journal, Raft log, snapshots and the store
+// hold only ciphertext; the leader opens them to serve MountAccess and to
+// open the UFS itself.
 //
 // # The UFS side
 //

@@ -107,7 +107,7 @@ func (s *Server) mountRoot(ctx context.Context) bool {
 		return false
 	}
 	res, err := s.propose(ctx, &metapb.Entry{Op: &metapb.Entry_AddMount{AddMount: &metapb.AddMount{
-		Path: "/", Uri: s.cfg.RootUFS, Options: s.cfg.RootOptions, Mode: 0o755,
+		Path: "/", Uri: s.cfg.RootUFS, Options: sealOptions(s.cfg.Sealer, s.cfg.RootOptions), Mode: 0o755,
 		SyncIntervalNs: int64(s.cfg.RootSyncInterval),
 	}}})
 	switch {

@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"syscall"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/proto/metapb"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
@@ -46,6 +49,9 @@ func (m *mountServer) AddMount(ctx context.Context, req *pb.AddMountRequest) (*p
 	if err == nil {
 		err = checkMountOptions(req.Options)
 	}
+	if err == nil {
+		err = checkNotSealed(req.Options)
+	}
 	if err == nil && !m.s.j.Serving() {
 		err = errNotServing
 	}
@@ -71,7 +77,7 @@ func (m *mountServer) AddMount(ctx context.Context, req *pb.AddMountRequest) (*p
 			return fail(syscall.EINVAL, "negative sync interval %d", req.SyncIntervalNs)
 		}
 		e.Op = &metapb.Entry_AddMount{AddMount: &metapb.AddMount{
-			Path: meta.CleanPath(comps), Uri: req.Uri, Options: req.Options, ReadOnly: req.ReadOnly,
+			Path: meta.CleanPath(comps), Uri: req.Uri, Options: sealOptions(m.s.cfg.Sealer, req.Options), ReadOnly: req.ReadOnly,
 			SyncIntervalNs: req.SyncIntervalNs, Uid: uid, Gid: gid, Mode: 0o755,
 		}}
 		return nil
@@ -192,11 +198,17 @@ func checkURI(uri string) error {
 
 // MountAccess returns a mount with its credentials, for mount daemons.
 func (m *mountServer) MountAccess(ctx context.Context, req *pb.MountAccessRequest) (*pb.MountAccessResponse, error) {
+	if !secureChannel(ctx) {
+		return nil, status.Error(codes.PermissionDenied, "mount credentials are served only over TLS or loopback: configure TLS between mount daemons and masters")
+	}
 	var mt *meta.Mount
 	err := m.s.read(ctx, func(tx meta.Txn) (err error) {
 		mt, err = meta.GetMount(tx, req.Id)
 		return err
 	})
+	if err == nil {
+		mt, err = openMount(m.s.cfg.Sealer, mt)
+	}
 	en, msg, err := m.s.outcome(err)
 	if err != nil {
 		return nil, err

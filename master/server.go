@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/skyfs/skyfs/internal/secrets"
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/proto/metapb"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
@@ -44,6 +45,15 @@ type Config struct {
 	// WrapUFS, when set, wraps every UFS the master opens for a mount's
 	// metadata and side effects (to count its calls); uri is the mount's.
 	WrapUFS func(fsys ufs.FileSystem, uri string) ufs.FileSystem
+
+	// PeerDialOptions are how this master dials the others (Status asks
+	// each for itself): transport credentials and the token; nil dials
+	// without either.
+	PeerDialOptions []grpc.DialOption
+	// Sealer seals the secret options of UFS mounts before they are
+	// journaled and opens them for MountAccess and the master's own UFS
+	// (secrets.go); nil journals them as given.
+	Sealer *secrets.Sealer
 }
 
 // Errors of the service that are not POSIX outcomes.
@@ -84,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, ErrNoJournal
 	}
 	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), cfg: cfg}
+	s.ufs.sealer = cfg.Sealer
 	s.kick = make(chan struct{}, 1)
 	s.ufs.wrap = cfg.WrapUFS
 	s.bg, s.stopBg = context.WithCancel(context.Background())

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/skyfs/skyfs/internal/secrets"
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/proto/metapb"
 	"github.com/skyfs/skyfs/ufs"
@@ -39,6 +40,8 @@ const (
 // ufsTable holds the opened FileSystem of each mount, opened lazily from the
 // mount record and closed on unmount. Mount ids are never reused.
 type ufsTable struct {
+	sealer *secrets.Sealer // opens sealed options (secrets.go)
+
 	mu   sync.Mutex
 	fss  map[uint64]ufs.FileSystem
 	wrap func(ufs.FileSystem, string) ufs.FileSystem // Config.WrapUFS
@@ -52,11 +55,15 @@ func (t *ufsTable) get(ctx context.Context, m *meta.Mount) (ufs.FileSystem, erro
 	if ok {
 		return fsys, nil
 	}
+	om, err := openMount(t.sealer, m)
+	if err != nil {
+		return nil, err
+	}
 	octx, cancel := context.WithTimeout(ctx, ufsOpenTimeout)
 	defer cancel()
-	fsys, err := ufs.Open(octx, m.URI, m.Options)
+	fsys, err = ufs.Open(octx, om.URI, om.Options)
 	if err != nil {
-		return nil, ufsFail(m, fmt.Errorf("open: %w", err))
+		return nil, ufsFail(om, fmt.Errorf("open: %w", err))
 	}
 	if t.wrap != nil {
 		fsys = t.wrap(fsys, m.URI)

@@ -51,6 +51,18 @@ type Config struct {
 	RootUFS             string            `json:"root_ufs"`
 	RootUFSOptions      map[string]string `json:"root_ufs_options"`
 	RootUFSSyncInterval Duration          `json:"root_ufs_sync_interval"`
+	// RootUFSOptionFile holds more root UFS options, "key=value" lines,
+	// in a root-only file: the place for credentials (security.go).
+	RootUFSOptionFile string `json:"root_ufs_option_file"`
+
+	// Security (security.go): token files of the admin and mount roles,
+	// the cluster key that seals UFS credentials, and mutual TLS.
+	AdminTokenFile string `json:"admin_token_file"`
+	MountTokenFile string `json:"mount_token_file"`
+	ClusterKeyFile string `json:"cluster_key_file"`
+	TLSCAFile      string `json:"tls_ca_file"`
+	TLSCertFile    string `json:"tls_cert_file"`
+	TLSKeyFile     string `json:"tls_key_file"`
 }
 
 // optionsFlag is a repeatable key=value flag.
@@ -162,6 +174,7 @@ func flagSet(cfg *Config, configPath *string) *flag.FlagSet {
 	fs.StringVar(&cfg.RootUFS, "root-ufs", "", "`URI` of the UFS backing / (s3://bucket/prefix, file:///dir, hdfs://nn/path), mounted when the cluster first has a leader")
 	fs.Var(optionsFlag{&cfg.RootUFSOptions}, "root-ufs-option", "option `key=value` of the root UFS (repeatable)")
 	fs.Var(durationFlag{&cfg.RootUFSSyncInterval}, "root-ufs-sync-interval", "sync interval of the root mount (0: never reload on access)")
+	securityFlags(fs, cfg)
 	return fs
 }
 
@@ -211,6 +224,9 @@ func parseArgs(args []string) (*Config, error) {
 	})
 	if err != nil {
 		return nil, badConfig("%v", err)
+	}
+	if err := cfg.loadRootOptions(rootOptionsFromFlags(fs)); err != nil {
+		return nil, err
 	}
 	return &cfg, nil
 }

@@ -103,6 +103,10 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		return err
 	}
 	defer adm.close()
+	sec, err := cfg.security(log.With("node", cfg.NodeID))
+	if err != nil {
+		return err
+	}
 
 	node, err := raftjournal.Open(raftjournal.Config{
 		NodeID:             cfg.NodeID,
@@ -127,12 +131,13 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	srv, err := master.New(master.Config{
 		Journal: node, Admin: node, Logger: log, WrapUFS: adm.ufsWrapper(),
 		RootUFS: cfg.RootUFS, RootOptions: cfg.RootUFSOptions, RootSyncInterval: time.Duration(cfg.RootUFSSyncInterval),
+		PeerDialOptions: sec.peerDial, Sealer: sec.sealer,
 	})
 	if err != nil {
 		node.Close()
 		return err
 	}
-	g := grpc.NewServer(adm.grpcOptions()...)
+	g := grpc.NewServer(append(sec.serverOpts, adm.grpcOptions()...)...)
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()

@@ -53,6 +53,7 @@ import (
 	"github.com/skyfs/skyfs/cache"
 	"github.com/skyfs/skyfs/client"
 	"github.com/skyfs/skyfs/fusefs"
+	"github.com/skyfs/skyfs/internal/secrets"
 	"github.com/skyfs/skyfs/meta"
 	_ "github.com/skyfs/skyfs/ufs/hdfs" // UFS backends, registered by import
 	_ "github.com/skyfs/skyfs/ufs/local"
@@ -134,20 +135,15 @@ func oneLine(s string) string {
 	return s
 }
 
-// readToken reads the cluster token from its file. Authentication of the
-// RPCs comes later; until then the token is checked and held in memory.
+// readToken reads the cluster token from its file, which must be readable
+// by its owner only; the token is held in memory and sent with every call.
 func readToken(file string) ([]byte, error) {
 	if file == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(file)
+	tok, err := secrets.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("token_file: %w", err)
-	}
-	tok := []byte(strings.TrimSpace(string(b)))
-	clear(b)
-	if len(tok) == 0 {
-		return nil, fmt.Errorf("token_file %s is empty", file)
 	}
 	return tok, nil
 }
@@ -179,7 +175,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		return fmt.Errorf("cache_dir: %w", err)
 	}
 
-	cl, err := client.New(client.Config{Masters: cfg.Masters})
+	cl, err := client.New(client.Config{Masters: cfg.Masters, Token: token})
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,8 @@ type command struct {
 	// flags declares the command's own flags.
 	flags func(fs *flag.FlagSet, o *opts)
 	run   func(ctx context.Context, r *runner, args []string) error
+	// local commands talk to no master (skyfs init).
+	local bool
 }
 
 // opts are the flags of every command, and the commands' own.
@@ -78,6 +80,8 @@ type opts struct {
 	masters string
 	output  string
 	timeout time.Duration
+	sec     securityOpts // security.go
+	init    initOpts     // cmd_init.go
 
 	long, parents, recursive, force, noReplace, exchange bool
 	mode                                                 uint
@@ -99,6 +103,7 @@ func commands() []*command {
 		lsCmd, statCmd, mkdirCmd, rmCmd, mvCmd,
 		mountCmd, unmountCmd, mountsCmd, syncCmd,
 		clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
+		initCmd,
 	}
 }
 
@@ -108,6 +113,7 @@ func commonFlags(fs *flag.FlagSet, o *opts) {
 	fs.StringVar(&o.masters, "masters", o.masters, "masters as `host:port,...` (default $"+EnvMasters+")")
 	fs.StringVar(&o.output, "output", o.output, "output format: text or json")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up after this long")
+	securityFlags(fs, o)
 }
 
 // Run runs one command line.
@@ -175,6 +181,9 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return usagef("--output %q: want text or json", o.output)
 	}
 	r := &runner{env: env, o: o}
+	if cmd.local {
+		return cmd.run(ctx, r, cmdArgs)
+	}
 	masters := o.masters
 	if masters == "" {
 		masters = env.Getenv(EnvMasters)
@@ -188,7 +197,11 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 			list = append(list, m)
 		}
 	}
-	if r.c, err = client.New(client.Config{Masters: list}); err != nil {
+	ccfg := client.Config{Masters: list}
+	if err := o.sec.apply(&ccfg, env); err != nil {
+		return err
+	}
+	if r.c, err = client.New(ccfg); err != nil {
 		return usagef("%v", err)
 	}
 	defer r.c.Close()

@@ -1,0 +1,102 @@
+package secrets
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReadFileRefusesOpenModes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	if err := WriteFile(p, []byte("  tok\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(p)
+	if err != nil || string(got) != "tok" {
+		t.Fatalf("ReadFile = %q, %v", got, err)
+	}
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660, 0o644} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadFile(p)
+		if !errors.Is(err, ErrInsecureFile) {
+			t.Errorf("mode %04o: err %v, want ErrInsecureFile", mode, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "tok\n") {
+			t.Errorf("error shows the content: %v", err)
+		}
+	}
+	os.Chmod(p, 0o400)
+	if _, err := ReadFile(p); err != nil {
+		t.Errorf("mode 0400: %v", err)
+	}
+	if err := WriteFile(p, []byte("x")); err == nil {
+		t.Error("WriteFile overwrote an existing file")
+	}
+	empty := filepath.Join(dir, "empty")
+	WriteFile(empty, []byte("\n"))
+	if _, err := ReadFile(empty); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, err := ReadFile(dir); err == nil {
+		t.Error("a directory was read as a secret")
+	}
+}
+
+func TestKeyAndSeal(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	if err := WriteFile(p, NewKey()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ReadKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := s.Seal("very-secret", "s3.secretAccessKey")
+	if !IsSealed(sealed) || strings.Contains(sealed, "very-secret") {
+		t.Fatalf("sealed %q", sealed)
+	}
+	if s.Seal("very-secret", "a") == s.Seal("very-secret", "a") {
+		t.Error("two seals of one value are equal: nonce reused")
+	}
+	if got, err := s.Open(sealed, "s3.secretAccessKey"); err != nil || got != "very-secret" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := s.Open(sealed, "other"); !errors.Is(err, ErrOpen) {
+		t.Errorf("open under other ad: %v", err)
+	}
+	other, _ := NewSealer(bytes.Repeat([]byte{1}, KeySize))
+	if _, err := other.Open(sealed, "s3.secretAccessKey"); !errors.Is(err, ErrOpen) {
+		t.Errorf("open under another key: %v", err)
+	}
+	for _, bad := range []string{SealedPrefix, SealedPrefix + "!!", SealedPrefix + "AAAA", "plain"} {
+		if _, err := s.Open(bad, "x"); err == nil {
+			t.Errorf("Open(%q) succeeded", bad)
+		}
+	}
+	bad := filepath.Join(dir, "badkey")
+	WriteFile(bad, []byte("abcd"))
+	if _, err := ReadKey(bad); err == nil {
+		t.Error("short key accepted")
+	}
+	if _, err := NewSealer([]byte("short")); !errors.Is(err, ErrBadKey) {
+		t.Error("short key accepted by NewSealer")
+	}
+}
+
+func TestNewToken(t *testing.T) {
+	a, b := NewToken(), NewToken()
+	if bytes.Equal(a, b) || len(a) < 40 || !bytes.HasPrefix(a, []byte("skyfs_")) {
+		t.Fatalf("tokens %q %q", a, b)
+	}
+}

@@ -1,0 +1,245 @@
+package master
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/skyfs/skyfs/internal/secrets"
+	pb "github.com/skyfs/skyfs/proto/skyfspb"
+)
+
+// Role is what a token allows.
+type Role int
+
+// Roles, weakest first: a role allows everything a weaker one does.
+const (
+	// RoleNone is an unauthenticated caller.
+	RoleNone Role = iota
+	// RoleMount is a mount daemon: namespace operations on behalf of a host,
+	// the mount table without secrets, and the credentials of UFS mounts.
+	RoleMount
+	// RoleAdmin is the administrator: everything, including the mount
+	// table, membership, checkpoints and sync.
+	RoleAdmin
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleMount:
+		return "mount"
+	case RoleAdmin:
+		return "admin"
+	}
+	return "none"
+}
+
+// methodRoles is the role each method needs beyond RoleMount. A method not
+// listed here and not of the Namespace service needs RoleAdmin: a new
+// service is closed until someone opens it.
+var methodRoles = map[string]Role{
+	pb.Mounts_GetMount_FullMethodName:    RoleMount,
+	pb.Mounts_ListMounts_FullMethodName:  RoleMount,
+	pb.Mounts_MountAccess_FullMethodName: RoleMount,
+	pb.Cluster_Status_FullMethodName:     RoleMount,
+
+	pb.Mounts_AddMount_FullMethodName:        RoleAdmin,
+	pb.Mounts_RemoveMount_FullMethodName:     RoleAdmin,
+	pb.Mounts_Sync_FullMethodName:            RoleAdmin,
+	pb.Cluster_AddMember_FullMethodName:      RoleAdmin,
+	pb.Cluster_RemoveMember_FullMethodName:   RoleAdmin,
+	pb.Cluster_TransferLeader_FullMethodName: RoleAdmin,
+	pb.Cluster_Checkpoint_FullMethodName:     RoleAdmin,
+	"/grpc.health.v1.Health/Check":           RoleMount,
+}
+
+// RequiredRole returns the role a gRPC method (its full name) needs.
+func RequiredRole(fullMethod string) Role {
+	if r, ok := methodRoles[fullMethod]; ok {
+		return r
+	}
+	if strings.HasPrefix(fullMethod, "/"+pb.Namespace_ServiceDesc.ServiceName+"/") {
+		return RoleMount
+	}
+	return RoleAdmin
+}
+
+// Auth checks the token of every call against the admin and mount tokens.
+// It is safe for concurrent use.
+type Auth struct {
+	admin, mount []byte
+	log          *slog.Logger
+
+	mu       sync.Mutex
+	lastLog  time.Time
+	dropped  int
+	logEvery time.Duration
+}
+
+// NewAuth returns an Auth for the admin and mount tokens (either may be nil:
+// no token then has that role; the admin token has every role). It keeps
+// copies of the tokens.
+func NewAuth(adminToken, mountToken []byte, log *slog.Logger) *Auth {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Auth{admin: clone(adminToken), mount: clone(mountToken), log: log, logEvery: 100 * time.Millisecond}
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// roleKey carries the caller's role in a handler's context.
+type roleKey struct{}
+
+// CallerRole returns the role the interceptors granted the call of ctx;
+// RoleAdmin when authentication is off.
+func CallerRole(ctx context.Context) Role {
+	if r, ok := ctx.Value(roleKey{}).(Role); ok {
+		return r
+	}
+	return RoleAdmin
+}
+
+// roleOf returns the role of a presented token. Both tokens are always
+// compared, in constant time, so the time taken says nothing about either.
+func (a *Auth) roleOf(tok []byte) Role {
+	isAdmin := len(a.admin) > 0 && subtle.ConstantTimeCompare(tok, a.admin) == 1
+	isMount := len(a.mount) > 0 && subtle.ConstantTimeCompare(tok, a.mount) == 1
+	switch {
+	case isAdmin:
+		return RoleAdmin
+	case isMount:
+		return RoleMount
+	}
+	return RoleNone
+}
+
+// check authenticates the call of ctx for method and returns the context the
+// handler gets.
+func (a *Auth) check(ctx context.Context, method string) (context.Context, error) {
+	need := RequiredRole(method)
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(secrets.AuthHeader)
+	if len(vals) == 0 {
+		a.refused(ctx, method, "no token")
+		return nil, status.Errorf(codes.Unauthenticated, "no credential: this cluster needs a token (give --token-file or the token_file option)")
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || len(vals) > 1 {
+		a.refused(ctx, method, "malformed authorization")
+		return nil, status.Errorf(codes.Unauthenticated, "malformed credential: want one \"authorization: Bearer <token>\"")
+	}
+	role := a.roleOf([]byte(tok))
+	if role == RoleNone {
+		a.refused(ctx, method, "unknown token")
+		return nil, status.Errorf(codes.Unauthenticated, "invalid token")
+	}
+	if role < need {
+		a.refused(ctx, method, "role "+role.String()+" lacks "+need.String())
+		return nil, status.Errorf(codes.PermissionDenied, "%s needs the %s role; this token has the %s role", shortMethod(method), need, role)
+	}
+	return context.WithValue(ctx, roleKey{}, role), nil
+}
+
+// refused logs a refused call, without the token, at most every logEvery
+// (a flood of bad calls must not flood the log).
+func (a *Auth) refused(ctx context.Context, method, why string) {
+	a.mu.Lock()
+	now := time.Now()
+	if now.Sub(a.lastLog) < a.logEvery {
+		a.dropped++
+		a.mu.Unlock()
+		return
+	}
+	dropped := a.dropped
+	a.lastLog, a.dropped = now, 0
+	a.mu.Unlock()
+	from := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		from = p.Addr.String()
+	}
+	a.log.Warn("auth: call refused", "method", method, "peer", from, "reason", why, "refusals_not_logged", dropped)
+}
+
+func shortMethod(m string) string {
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		return m[i+1:]
+	}
+	return m
+}
+
+// UnaryInterceptor authenticates unary calls.
+func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := a.check(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamInterceptor authenticates streaming calls.
+func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := a.check(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &roleStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type roleStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *roleStream) Context() context.Context { return s.ctx }
+
+// secureChannel reports whether the call of ctx came over TLS or from a
+// loopback address: the only channels credentials of UFS mounts travel on.
+func secureChannel(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return true // an in-process call
+	}
+	if p.AuthInfo != nil {
+		if ci, ok := p.AuthInfo.(interface {
+			GetCommonAuthInfo() credentials.CommonAuthInfo
+		}); ok && ci.GetCommonAuthInfo().SecurityLevel == credentials.PrivacyAndIntegrity {
+			return true
+		}
+	}
+	if p.Addr == nil {
+		return true
+	}
+	switch a := p.Addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
