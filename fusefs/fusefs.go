@@ -162,6 +162,10 @@ type Options struct {
 	// Logger receives failures that cannot be returned (a failed upload on
 	// release). Nil logs through the standard logger.
 	Logger *log.Logger
+	// Observe, when set, is called after every FUSE request (but Forget)
+	// with its operation, its duration and the errno answered (0 for
+	// success), on the goroutine that served it: it must be quick.
+	Observe func(op Op, took time.Duration, errno syscall.Errno)
 }
 
 // Defaults of Options.
@@ -282,7 +286,7 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 		negTO := opts.NegativeTimeout
 		fo.NegativeTimeout = &negTO
 	}
-	server, err := gofs.Mount(dir, root, fo)
+	server, err := mountTimed(dir, root, fo, opts.Observe)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
 	}
