@@ -2,6 +2,7 @@ package raftjournal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,6 +123,11 @@ type Config struct {
 	// entries is applied, on raft's state machine goroutine: it must be
 	// quick (record a metric) and must not call into the Node.
 	OnApply func(ApplyStats)
+
+	// TLS, when set, runs the Raft transport over mutual TLS (tls.go): its
+	// Certificates are this node's, ClientCAs verify the peers that dial in
+	// and RootCAs the peers it dials (both the cluster CA).
+	TLS *tls.Config
 
 	// StoreOptions tune the Badger store under Dir/meta.
 	StoreOptions badgerstore.Options
@@ -270,7 +276,11 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raftjournal: raft address: %w", err)
 	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, transportPool, transportTimeout, hl)
+	if cfg.TLS != nil {
+		n.trans, err = newTLSTransport(cfg.RaftAddr, addr, cfg.TLS, hl)
+	} else {
+		n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, transportPool, transportTimeout, hl)
+	}
 	if err != nil {
 		return fmt.Errorf("raftjournal: raft transport: %w", err)
 	}

@@ -122,6 +122,7 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		LeaderLeaseTimeout: time.Duration(cfg.LeaseTimeout),
 		Logger:             log, // the journal adds node=ID itself
 		RaftLogLevel:       cfg.RaftLogLevel,
+		TLS:                sec.raftTLS,
 		OnApply:            adm.applyHook(),
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ func parseMountd(args []string) (*Config, error) {
 	fs.Func("cache-dir", "", func(s string) error { return c.option("cache_dir", s, true) })
 	fs.Func("cache-size", "", func(s string) error { return c.option("cache_size", s, true) })
 	fs.Func("token-file", "", func(s string) error { return c.option("token_file", s, true) })
+	securityFlags(fs, c)
 	fs.Func("log-file", "", func(s string) error { return c.option("log_file", s, true) })
 	fs.Func("attr-timeout", "", func(s string) error { return c.option("attr_timeout", s, true) })
 	fs.Func("entry-timeout", "", func(s string) error { return c.option("entry_timeout", s, true) })
@@ -141,6 +142,7 @@ func (c *Config) childArgs(readyFD int) []string {
 	if c.TokenFile != "" {
 		args = append(args, "--token-file", c.TokenFile)
 	}
+	args = append(args, c.securityArgs()...)
 	if c.ReadOnly {
 		args = append(args, "--ro")
 	}
@@ -192,7 +194,7 @@ Options:
   cache_size=SIZE      disk space of the block cache, with K, M, G or T
                        (default 10G)
   token_file=FILE      file holding the cluster token (kept in memory only)
-  log_file=FILE        log of the background daemon (default CACHE_DIR/mountd.log)
+`+securityUsage+`  log_file=FILE        log of the background daemon (default CACHE_DIR/mountd.log)
   ro, rw               read-only or read-write (default rw)
   attr_timeout=T       how long the kernel caches attributes: seconds (1.5) or
                        a duration (500ms); default %v

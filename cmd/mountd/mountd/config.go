@@ -41,6 +41,8 @@ type Config struct {
 	CacheSize int64
 	// TokenFile holds the cluster token. The token is read into memory only.
 	TokenFile string
+	// Sec is mutual TLS with the masters (security.go).
+	Sec securityConfig
 	// LogFile receives the output of a daemon started by mount.skyfs.
 	// Default: CacheDir/mountd.log.
 	LogFile string
@@ -197,6 +199,9 @@ func (c *Config) parseOptions(list string) error {
 }
 
 func (c *Config) option(key, val string, hasVal bool) error {
+	if handled, err := c.securityOption(key, val, hasVal); handled {
+		return err
+	}
 	needValue := func() error {
 		if !hasVal || val == "" {
 			return fmt.Errorf("option %s needs a value (%s=...)", key, key)

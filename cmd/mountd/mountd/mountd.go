@@ -175,7 +175,11 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		return fmt.Errorf("cache_dir: %w", err)
 	}
 
-	cl, err := client.New(client.Config{Masters: cfg.Masters, Token: token})
+	ccfg := client.Config{Masters: cfg.Masters, Token: token}
+	if err := cfg.clientSecurity(&ccfg); err != nil {
+		return err
+	}
+	cl, err := client.New(ccfg)
 	if err != nil {
 		return err
 	}
