@@ -36,6 +36,8 @@ func parseMountd(args []string) (*Config, error) {
 	fs.Func("mount-timeout", "", func(s string) error { return c.option("mount_timeout", s, true) })
 	fs.BoolVar(&c.ReadOnly, "ro", false, "")
 	fs.BoolVar(&c.Debug, "debug", false, "")
+	fs.Func("admin-addr", "", func(s string) error { return c.option("admin_addr", s, true) })
+	fs.BoolVar(&c.Pprof, "pprof", false, "")
 	fs.IntVar(&c.readyFD, "ready-fd", 0, "")
 	var pos []string
 	for {
@@ -149,6 +151,12 @@ func (c *Config) childArgs(readyFD int) []string {
 	if c.Debug {
 		args = append(args, "--debug")
 	}
+	if c.AdminAddr != "" {
+		args = append(args, "--admin-addr", c.AdminAddr)
+	}
+	if c.Pprof {
+		args = append(args, "--pprof")
+	}
 	return append(args, c.spec(), c.MountPoint)
 }
 
@@ -182,6 +190,8 @@ Flags (each also an -o option below):
   --mount-timeout T      mount_timeout
   --ro                   ro
   --debug                debug
+  --admin-addr HOST:PORT admin_addr
+  --pprof                pprof
 `)
 	}
 	fmt.Fprintf(w, `
@@ -204,6 +214,9 @@ Options:
                        always on: every local user may use the mount and the
                        kernel enforces POSIX permissions
   debug                log every FUSE request
+  admin_addr=HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics
+                       (default: no admin port)
+  pprof                also serve /debug/pprof on the admin port
   defaults, noauto, _netdev, nofail, user, x-..., and mount(8)'s other
   generic options are accepted and ignored.
 

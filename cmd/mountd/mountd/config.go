@@ -55,6 +55,10 @@ type Config struct {
 	MountTimeout time.Duration
 	// Debug logs every FUSE request.
 	Debug bool
+	// AdminAddr is host:port of the admin HTTP port (/metrics; admin.go);
+	// empty: none. Pprof adds /debug/pprof there.
+	AdminAddr string
+	Pprof     bool
 
 	// Fake (mount.skyfs -f) checks everything but does not mount. Verbose
 	// (-v) says what is done on stderr.
@@ -235,6 +239,15 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		}
 		c.CacheSize = n
 		return nil
+	case "admin_addr":
+		if err := needValue(); err != nil {
+			return err
+		}
+		if _, _, err := net.SplitHostPort(val); err != nil {
+			return fmt.Errorf("option admin_addr: %q: want HOST:PORT", val)
+		}
+		c.AdminAddr = val
+		return nil
 	case "attr_timeout", "entry_timeout", "mount_timeout":
 		if err := needValue(); err != nil {
 			return err
@@ -260,7 +273,7 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		if ignoredValueOptions[key] || strings.HasPrefix(key, "x-") {
 			return nil
 		}
-		if ignoredOptions[key] || key == "ro" || key == "debug" {
+		if ignoredOptions[key] || key == "ro" || key == "debug" || key == "pprof" {
 			return fmt.Errorf("option %s takes no value", key)
 		}
 		return fmt.Errorf("unknown option %s", key)
@@ -272,6 +285,8 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		c.ReadOnly = false
 	case key == "debug":
 		c.Debug = true
+	case key == "pprof":
+		c.Pprof = true
 	case ignoredOptions[key], strings.HasPrefix(key, "x-"):
 	default:
 		return fmt.Errorf("unknown option %s", key)

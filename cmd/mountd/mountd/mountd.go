@@ -203,7 +203,13 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 			logger.Printf("mountd: close cache: %v", err)
 		}
 	}()
+	adm, err := listenAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	defer adm.close()
 	ns := newNamespace(cl, logger)
+	ns.wrap = adm.ufsWrapper()
 	defer ns.close()
 
 	opts := fusefs.Options{
@@ -218,6 +224,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		FsName:             cfg.spec(),
 		Debug:              cfg.Debug,
 		Logger:             logger,
+		Observe:            adm.fuseObserver(),
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -227,6 +234,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		return err
 	}
 	logger.Printf("mountd: mounted %s on %s (cache %s, %d bytes)", cfg.spec(), cfg.MountPoint, cfg.CacheDir, cfg.CacheSize)
+	adm.start(c, srv, logger)
 	ready()
 
 	served := make(chan struct{})

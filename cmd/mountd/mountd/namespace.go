@@ -24,6 +24,8 @@ const ufsOpenTimeout = 30 * time.Second
 type namespace struct {
 	c   *client.Client
 	log *log.Logger
+	// wrap, when set, wraps every UFS opened (to count its calls).
+	wrap func(fsys ufs.FileSystem, uri string) ufs.FileSystem
 
 	mu     sync.Mutex
 	mounts map[uint64]*ufsMount
@@ -319,6 +321,9 @@ func (n *namespace) open(ctx context.Context, id uint64, m *ufsMount) {
 		m.err = fmt.Errorf("mount %d (%s at %s): %w", id, ufs.RedactURI(rec.Uri), rec.Path, opts.Scrub(err))
 		n.log.Printf("mountd: %v", m.err)
 		return
+	}
+	if n.wrap != nil {
+		fsys = n.wrap(fsys, rec.Uri)
 	}
 	m.fs, m.readOnly = fsys, rec.ReadOnly
 	n.log.Printf("mountd: opened mount %d: %s at %s, options %s", id, ufs.RedactURI(rec.Uri), rec.Path, opts.Redacted())
