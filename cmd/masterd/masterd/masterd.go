@@ -138,7 +138,8 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		node.Close()
 		return err
 	}
-	g := grpc.NewServer(append(sec.serverOpts, adm.grpcOptions()...)...)
+	// Timing outermost: requests the authentication refuses are counted too.
+	g := grpc.NewServer(append(adm.grpcOptions(), sec.serverOpts...)...)
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
