@@ -2,7 +2,7 @@ package mountd
 
 import (
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"syscall"
 	"time"
@@ -102,13 +102,13 @@ func (a *admin) ufsWrapper() func(ufs.FileSystem, string) ufs.FileSystem {
 }
 
 // start serves the admin port once the mount is up.
-func (a *admin) start(c *cache.Cache, srv *fusefs.Mounted, logger *log.Logger) {
+func (a *admin) start(c *cache.Cache, srv *fusefs.Mounted, logger *slog.Logger) {
 	if a == nil {
 		return
 	}
 	a.reg.MustRegister(&cacheCollector{c: c}, &mountCollector{m: srv})
-	a.srv = metrics.ServeAdmin(a.lis, metrics.AdminMux(a.reg, a.pprof), nil)
-	logger.Printf("mountd: admin port on %s (pprof %v)", a.lis.Addr(), a.pprof)
+	a.srv = metrics.ServeAdmin(a.lis, metrics.AdminMux(a.reg, a.pprof), logger)
+	logger.Info("mountd: admin port", "addr", a.lis.Addr().String(), "pprof", a.pprof)
 }
 
 // close stops the admin port.

@@ -49,3 +49,22 @@ func TestAdminOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestLogLevel(t *testing.T) {
+	c, err := parseMountd([]string{"m1:7700:/", "/mnt/x"})
+	if err != nil || c.LogLevel != "info" || slices.Contains(c.childArgs(3), "--log-level") {
+		t.Fatalf("default: %+v, %v", c, err)
+	}
+	for _, args := range [][]string{{"-o", "log_level=debug"}, {"--log-level", "debug"}} {
+		c, err := parseMountd(append(args, "m1:7700:/", "/mnt/x"))
+		if err != nil || c.LogLevel != "debug" {
+			t.Fatalf("%q: %+v, %v", args, c, err)
+		}
+		if c2, err := parseMountd(c.childArgs(3)); err != nil || c2.LogLevel != "debug" {
+			t.Errorf("child args %q: %+v, %v", c.childArgs(3), c2, err)
+		}
+	}
+	if _, err := parseMountd([]string{"-o", "log_level=loud", "m1:7700:/", "/mnt/x"}); err == nil || !strings.Contains(err.Error(), "log_level") {
+		t.Errorf("log_level=loud: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ func parseMountd(args []string) (*Config, error) {
 	fs.BoolVar(&c.Debug, "debug", false, "")
 	fs.Func("admin-addr", "", func(s string) error { return c.option("admin_addr", s, true) })
 	fs.BoolVar(&c.Pprof, "pprof", false, "")
+	fs.Func("log-level", "", func(s string) error { return c.option("log_level", s, true) })
 	fs.IntVar(&c.readyFD, "ready-fd", 0, "")
 	var pos []string
 	for {
@@ -157,6 +158,9 @@ func (c *Config) childArgs(readyFD int) []string {
 	if c.Pprof {
 		args = append(args, "--pprof")
 	}
+	if c.LogLevel != "" && c.LogLevel != "info" {
+		args = append(args, "--log-level", c.LogLevel)
+	}
 	return append(args, c.spec(), c.MountPoint)
 }
 
@@ -192,6 +196,7 @@ Flags (each also an -o option below):
   --debug                debug
   --admin-addr HOST:PORT admin_addr
   --pprof                pprof
+  --log-level LEVEL      log_level
 `)
 	}
 	fmt.Fprintf(w, `
@@ -217,6 +222,7 @@ Options:
   admin_addr=HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics
                        (default: no admin port)
   pprof                also serve /debug/pprof on the admin port
+  log_level=LEVEL      lowest level logged: debug, info (default), warn, error
   defaults, noauto, _netdev, nofail, user, x-..., and mount(8)'s other
   generic options are accepted and ignored.
 

@@ -3,6 +3,7 @@ package mountd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"path/filepath"
@@ -59,6 +60,8 @@ type Config struct {
 	// empty: none. Pprof adds /debug/pprof there.
 	AdminAddr string
 	Pprof     bool
+	// LogLevel is the lowest level logged: debug, info, warn or error.
+	LogLevel string
 
 	// Fake (mount.skyfs -f) checks everything but does not mount. Verbose
 	// (-v) says what is done on stderr.
@@ -72,7 +75,7 @@ type Config struct {
 func newConfig() *Config {
 	return &Config{
 		CacheSize: DefaultCacheSize, AttrTimeout: DefaultTimeout, EntryTimeout: DefaultTimeout,
-		MountTimeout: DefaultMountTimeout,
+		MountTimeout: DefaultMountTimeout, LogLevel: "info",
 	}
 }
 
@@ -239,6 +242,15 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		}
 		c.CacheSize = n
 		return nil
+	case "log_level":
+		if err := needValue(); err != nil {
+			return err
+		}
+		if _, err := parseLogLevel(val); err != nil {
+			return err
+		}
+		c.LogLevel = val
+		return nil
 	case "admin_addr":
 		if err := needValue(); err != nil {
 			return err
@@ -347,4 +359,13 @@ func parseTimeout(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is longer than a day", s)
 	}
 	return d, nil
+}
+
+// parseLogLevel reads a log level: debug, info, warn or error.
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("option log_level: %q: want debug, info, warn or error", s)
+	}
+	return l, nil
 }

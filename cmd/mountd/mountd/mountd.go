@@ -39,7 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -110,7 +110,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		ready = os.NewFile(uintptr(cfg.readyFD), "ready")
 		unix.CloseOnExec(cfg.readyFD)
 	}
-	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	level, _ := parseLogLevel(cfg.LogLevel) // checked by the parser
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	err = serve(ctx, cfg, logger, func() {
 		if ready != nil {
 			fmt.Fprintln(ready, "ready")
@@ -119,7 +120,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	})
 	if err != nil {
-		logger.Printf("mountd: %v", err)
+		logger.Error("mountd: failed", "err", err)
 		if ready != nil {
 			fmt.Fprintf(ready, "error: %s\n", oneLine(err.Error()))
 			ready.Close()
@@ -162,7 +163,7 @@ func checkMountPoint(dir string) error {
 
 // serve mounts cfg and serves it until it is unmounted; ready is called once
 // the mount can be used.
-func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) error {
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) error {
 	token, err := readToken(cfg.TokenFile)
 	if err != nil {
 		return err
@@ -200,7 +201,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 	}
 	defer func() {
 		if err := c.Close(); err != nil {
-			logger.Printf("mountd: close cache: %v", err)
+			logger.Error("mountd: close cache", "err", err)
 		}
 	}()
 	adm, err := listenAdmin(cfg)
@@ -223,7 +224,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		MaxWrite:           fusefs.DefaultMaxWrite,
 		FsName:             cfg.spec(),
 		Debug:              cfg.Debug,
-		Logger:             logger,
+		Logger:             slog.NewLogLogger(logger.Handler(), slog.LevelWarn), // failures only
 		Observe:            adm.fuseObserver(),
 	}
 	if ctx.Err() != nil {
@@ -233,7 +234,7 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 	if err != nil {
 		return err
 	}
-	logger.Printf("mountd: mounted %s on %s (cache %s, %d bytes)", cfg.spec(), cfg.MountPoint, cfg.CacheDir, cfg.CacheSize)
+	logger.Info("mountd: mounted", "spec", cfg.spec(), "on", cfg.MountPoint, "cache", cfg.CacheDir, "cache_size", cfg.CacheSize)
 	adm.start(c, srv, logger)
 	ready()
 
@@ -244,11 +245,11 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 	}()
 	select {
 	case <-served:
-		logger.Printf("mountd: %s was unmounted", cfg.MountPoint)
+		logger.Info("mountd: unmounted", "on", cfg.MountPoint)
 	case <-ctx.Done():
-		logger.Printf("mountd: unmounting %s", cfg.MountPoint)
+		logger.Info("mountd: unmounting", "on", cfg.MountPoint)
 		if err := unmount(srv, cfg.MountPoint); err != nil {
-			logger.Printf("mountd: %v", err)
+			logger.Error("mountd: unmount failed", "err", err)
 		}
 		<-served
 	}
@@ -259,9 +260,9 @@ func serve(ctx context.Context, cfg *Config, logger *log.Logger, ready func()) e
 		return fmt.Errorf("uploads still running after unmount: %w", err)
 	}
 	if open > 0 {
-		logger.Printf("mountd: %d file handles were never released by the kernel", open)
+		logger.Warn("mountd: file handles never released by the kernel", "handles", open)
 	}
-	logger.Printf("mountd: stopped")
+	logger.Info("mountd: stopped")
 	return nil
 }
 

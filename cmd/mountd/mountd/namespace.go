@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,7 +23,7 @@ const ufsOpenTimeout = 30 * time.Second
 // is what fusefs expects.
 type namespace struct {
 	c   *client.Client
-	log *log.Logger
+	log *slog.Logger
 	// wrap, when set, wraps every UFS opened (to count its calls).
 	wrap func(fsys ufs.FileSystem, uri string) ufs.FileSystem
 
@@ -44,7 +44,7 @@ type ufsMount struct {
 
 var _ fusefs.Namespace = (*namespace)(nil)
 
-func newNamespace(c *client.Client, l *log.Logger) *namespace {
+func newNamespace(c *client.Client, l *slog.Logger) *namespace {
 	return &namespace{c: c, log: l, mounts: make(map[uint64]*ufsMount)}
 }
 
@@ -312,19 +312,19 @@ func (n *namespace) open(ctx context.Context, id uint64, m *ufsMount) {
 	rec, err := n.c.MountAccess(ctx, id)
 	if err != nil {
 		m.err = fmt.Errorf("mount %d: %w", id, err)
-		n.log.Printf("mountd: %v", m.err)
+		n.log.Error("mountd: cannot open UFS mount", "err", m.err)
 		return
 	}
 	opts := ufs.Options(rec.Options)
 	fsys, err := ufs.Open(ctx, rec.Uri, opts)
 	if err != nil {
 		m.err = fmt.Errorf("mount %d (%s at %s): %w", id, ufs.RedactURI(rec.Uri), rec.Path, opts.Scrub(err))
-		n.log.Printf("mountd: %v", m.err)
+		n.log.Error("mountd: cannot open UFS mount", "err", m.err)
 		return
 	}
 	if n.wrap != nil {
 		fsys = n.wrap(fsys, rec.Uri)
 	}
 	m.fs, m.readOnly = fsys, rec.ReadOnly
-	n.log.Printf("mountd: opened mount %d: %s at %s, options %s", id, ufs.RedactURI(rec.Uri), rec.Path, opts.Redacted())
+	n.log.Info("mountd: opened UFS mount", "id", id, "uri", ufs.RedactURI(rec.Uri), "path", rec.Path, "options", opts.String())
 }
