@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/skyfs/skyfs/internal/metrics"
+	"github.com/skyfs/skyfs/internal/secrets"
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/raftjournal"
 	"github.com/skyfs/skyfs/ufs"
@@ -325,6 +326,19 @@ func displayURI(uri string) string {
 	return s
 }
 
+// displayOptions shows mount options with secrets redacted: the values of
+// secret keys (ufs.IsSecret) and any sealed value.
+func displayOptions(options map[string]string) string {
+	o := make(ufs.Options, len(options))
+	for k, v := range options {
+		if secrets.IsSealed(v) {
+			v = ufs.Redacted
+		}
+		o[k] = v
+	}
+	return o.String() // redacts the secret keys' values
+}
+
 //go:embed status.html
 var statusFS embed.FS
 
@@ -397,7 +411,7 @@ func (p *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, m := range ns.mounts {
 			row := mountRow{
 				ID: m.ID, Path: m.Path, URI: displayURI(m.URI),
-				Options:  ufs.Options(m.Options).String(), // secrets redacted
+				Options:  displayOptions(m.Options),
 				ReadOnly: m.ReadOnly, SyncInterval: "never",
 			}
 			if m.SyncIntervalNs > 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skyfs/skyfs/client"
+	"github.com/skyfs/skyfs/internal/secrets"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
 
@@ -218,5 +219,12 @@ func TestDisplayURI(t *testing.T) {
 		if got := displayURI(uri); got != want {
 			t.Errorf("displayURI(%q) = %q, want %q", uri, got, want)
 		}
+	}
+}
+
+func TestDisplayOptions(t *testing.T) {
+	got := displayOptions(map[string]string{"s3.secretAccessKey": "abc", "s3.accessKeyId": "AKIA", "odd": secrets.SealedPrefix + "xyz"})
+	if want := "{odd=REDACTED s3.accessKeyId=AKIA s3.secretAccessKey=REDACTED}"; got != want {
+		t.Errorf("displayOptions = %q, want %q", got, want)
 	}
 }
