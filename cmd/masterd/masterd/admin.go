@@ -42,6 +42,7 @@ import (
 //	skyfs_journal_entries_applied_total, skyfs_journal_batch_splits_total
 //	skyfs_snapshot_index, skyfs_snapshot_size_bytes
 //	skyfs_snapshot_age_seconds       since the newest snapshot was started
+//	                                 (absent while there is none)
 //	skyfs_snapshot_last_duration_seconds
 //	skyfs_snapshots_total, skyfs_snapshot_failures_total, skyfs_snapshot_restores_total
 //	skyfs_namespace_inodes, skyfs_namespace_mounts

@@ -20,6 +20,10 @@
 // written, mountd.log the daemon's output. The cache directory is locked by
 // the daemon using it: two mounts need two cache directories.
 //
+// Monitoring: with admin_addr= the daemon serves Prometheus metrics on
+// http://HOST:PORT/metrics, and with pprof the Go profiles (admin.go). Logs
+// are structured (log/slog) at log_level= (default info).
+//
 // Stopping: the kernel unmount (umount DIR) ends the FUSE serve loop; the
 // daemon then waits for the releases the kernel handed over (they may upload
 // data), closes the cache cleanly and exits 0. SIGTERM and SIGINT unmount
