@@ -5,6 +5,9 @@
 // down cleanly on SIGTERM or SIGINT. It only parses and wires;
 // Main can be called in-process by tests.
 //
+// With --admin-addr it serves a status page and Prometheus metrics on an
+// HTTP port of their own, and with --pprof the Go profiles (admin.go).
+//
 // A bad configuration — an unknown or duplicate peer, this master's id missing
 // from the peers, an unwritable data directory, an address already in use — is
 // refused with one line on stderr and exit code 2. A failure after start exits
