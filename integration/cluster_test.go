@@ -41,6 +41,7 @@ type cluster struct {
 	dir   string
 	nodes []*node
 	flags []string
+	sec   clientSecurity // from flags: security_harness_test.go
 }
 
 // freeAddrs returns n loopback addresses whose ports were free together.
@@ -65,7 +66,7 @@ func freeAddrs(t testing.TB, n int) []string {
 // newCluster starts n masters with extra flags and waits for a leader.
 func newCluster(t testing.TB, n int, flags ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), flags: flags}
+	c := &cluster{t: t, dir: t.TempDir(), flags: flags, sec: securityOf(flags)}
 	addrs := freeAddrs(t, 2*n)
 	var peers []string
 	for i := range n {
@@ -218,6 +219,7 @@ func (c *cluster) client(cfg client.Config) *client.Client {
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = time.Second
 	}
+	c.sec.apply(c.t, &cfg)
 	cl, err := client.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -228,7 +230,9 @@ func (c *cluster) client(cfg client.Config) *client.Client {
 
 // status asks nd about itself; nil when it does not answer.
 func (c *cluster) status(nd *node) *pb.Member {
-	cl, err := client.New(client.Config{Masters: []string{nd.rpc}, CallTimeout: 500 * time.Millisecond})
+	cfg := client.Config{Masters: []string{nd.rpc}, CallTimeout: 500 * time.Millisecond}
+	c.sec.apply(c.t, &cfg)
+	cl, err := client.New(cfg)
 	if err != nil {
 		return nil
 	}
@@ -279,7 +283,9 @@ func (c *cluster) waitLeader(timeout time.Duration) *node {
 		if l = c.leader(); l == nil {
 			return false
 		}
-		cl, err := client.New(client.Config{Masters: []string{l.rpc}, CallTimeout: 500 * time.Millisecond})
+		cfg := client.Config{Masters: []string{l.rpc}, CallTimeout: 500 * time.Millisecond}
+		c.sec.apply(c.t, &cfg)
+		cl, err := client.New(cfg)
 		if err != nil {
 			return false
 		}
@@ -308,6 +314,7 @@ func (c *cluster) cli(args ...string) (int, string, string) {
 	c.t.Helper()
 	cmd := exec.Command(bin.skyfs, args...)
 	cmd.Env = append(os.Environ(), "SKYFS_MASTERS="+strings.Join(c.rpcAddrs(), ","))
+	cmd.Env = append(cmd.Env, c.sec.env()...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
