@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -226,5 +227,26 @@ func TestDisplayOptions(t *testing.T) {
 	got := displayOptions(map[string]string{"s3.secretAccessKey": "abc", "s3.accessKeyId": "AKIA", "odd": secrets.SealedPrefix + "xyz"})
 	if want := "{odd=REDACTED s3.accessKeyId=AKIA s3.secretAccessKey=REDACTED}"; got != want {
 		t.Errorf("displayOptions = %q, want %q", got, want)
+	}
+}
+
+// An admin port in use is a configuration error, found before the journal
+// opens.
+func TestAdminPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	raft, rpc := freeAddr(t), freeAddr(t)
+	var stderr bytes.Buffer
+	code := Run(context.Background(), []string{"--id", "m1", "--data-dir", dir, "--raft-addr", raft, "--rpc-addr", rpc,
+		"--peers", "m1=" + raft + "=" + rpc, "--admin-addr", l.Addr().String()}, &stderr)
+	if code != ExitConfig || !strings.Contains(stderr.String(), "--admin-addr") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil {
+		t.Error("the journal was opened")
 	}
 }
