@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -98,5 +99,56 @@ func TestNewToken(t *testing.T) {
 	a, b := NewToken(), NewToken()
 	if bytes.Equal(a, b) || len(a) < 40 || !bytes.HasPrefix(a, []byte("skyfs_")) {
 		t.Fatalf("tokens %q %q", a, b)
+	}
+}
+
+func TestInitWritesRootOnlyFilesAndValidCertificates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	wrote, err := Init(dir, InitOptions{TLS: true, Hosts: []string{"master1.example", "10.0.0.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wrote) != 9 {
+		t.Fatalf("wrote %v", wrote)
+	}
+	public := map[string]bool{CAName: true, ServerCertName: true, ClientCertName: true}
+	for _, p := range wrote {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); !public[filepath.Base(p)] && perm != 0o600 {
+			t.Errorf("%s: mode %04o", p, perm)
+		}
+	}
+	if _, err := Init(dir, InitOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("a second Init: %v", err)
+	}
+	files := func(cert, key string) TLSFiles {
+		return TLSFiles{CA: filepath.Join(dir, CAName), Cert: filepath.Join(dir, cert), Key: filepath.Join(dir, key)}
+	}
+	srv, err := files(ServerCertName, ServerKeyName).ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := files(ClientCertName, ClientKeyName).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(srv.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"master1.example", "10.0.0.7", "127.0.0.1", "localhost"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: h, Roots: cli.RootCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Errorf("the master certificate is not valid for %s: %v", h, err)
+		}
+	}
+	cl, _ := x509.ParseCertificate(cli.Certificates[0].Certificate[0])
+	if _, err := cl.Verify(x509.VerifyOptions{Roots: srv.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the client certificate does not verify: %v", err)
+	}
+	if _, err := cl.Verify(x509.VerifyOptions{Roots: srv.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Error("the client certificate is valid for a server")
 	}
 }

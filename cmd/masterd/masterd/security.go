@@ -1,13 +1,11 @@
 package masterd
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"flag"
 	"log/slog"
 	"maps"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -72,23 +70,9 @@ func (c *Config) loadRootOptions(fromFlags map[string]string) error {
 	if c.RootUFSOptionFile == "" {
 		return nil
 	}
-	b, err := secrets.ReadFile(c.RootUFSOptionFile)
+	fileOpts, err := secrets.ReadOptionsFile(c.RootUFSOptionFile)
 	if err != nil {
 		return badConfig("root UFS option file: %v", err)
-	}
-	defer clear(b)
-	fileOpts := make(map[string]string)
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return badConfig("root UFS option file %s line %d: want key=value", c.RootUFSOptionFile, n)
-		}
-		fileOpts[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	if c.RootUFSOptions == nil {
 		c.RootUFSOptions = make(map[string]string)
@@ -105,6 +89,7 @@ func (c *Config) loadRootOptions(fromFlags map[string]string) error {
 // security reads the token, key and certificate files.
 func (c *Config) security(log *slog.Logger) (*security, error) {
 	sec := &security{}
+	var warnings []string // logged once everything is read: a refused configuration prints one line
 	var admin, mount []byte
 	var err error
 	if c.AdminTokenFile != "" {
@@ -135,7 +120,7 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		}
 		sec.peerDial = append(sec.peerDial, grpc.WithPerRPCCredentials(secrets.Bearer(peerTok)))
 	} else {
-		log.Warn("masterd: AUTHENTICATION IS OFF: anyone who reaches the RPC port may change the namespace, the mount table and the membership; give --admin-token-file and --mount-token-file (skyfs init writes them)")
+		warnings = append(warnings, "masterd: AUTHENTICATION IS OFF: anyone who reaches the RPC port may change the namespace, the mount table and the membership; give --admin-token-file and --mount-token-file (skyfs init writes them)")
 	}
 	if c.ClusterKeyFile != "" {
 		key, err := secrets.ReadKey(c.ClusterKeyFile)
@@ -148,7 +133,7 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 			return nil, badConfig("cluster key: %v", err)
 		}
 	} else {
-		log.Warn("masterd: no --cluster-key-file: credentials of UFS mounts are journaled in clear")
+		warnings = append(warnings, "masterd: no --cluster-key-file: credentials of UFS mounts are journaled in clear")
 	}
 	files := c.tlsFiles()
 	if files.Enabled() {
@@ -166,6 +151,9 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		sec.raftTLS.RootCAs = cliTLS.RootCAs
 	} else {
 		sec.peerDial = append(sec.peerDial, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	for _, w := range warnings {
+		log.Warn(w)
 	}
 	return sec, nil
 }

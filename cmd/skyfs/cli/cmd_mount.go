@@ -41,6 +41,7 @@ var mountCmd = &command{
 	summary: "mount a UFS (s3://bucket/prefix, file:///dir, hdfs://nn/path) at PATH",
 	flags: func(fs *flag.FlagSet, o *opts) {
 		fs.Var(optionList{&o.options}, "option", "UFS option `key=value` (repeatable), e.g. s3.endpoint=http://host:9000")
+		fs.StringVar(&o.sec.optionFile, "option-file", "", "root-only `file` of UFS options, key=value lines, under --option: for credentials, which --option shows in the process list")
 		fs.BoolVar(&o.readOnly, "readonly", false, "refuse every change under the mount")
 		fs.DurationVar(&o.syncInterval, "sync-interval", 0, "reload a directory from the UFS on access when its listing is older than this (0: never)")
 	},
@@ -50,6 +51,9 @@ var mountCmd = &command{
 		}
 		if r.o.syncInterval < 0 {
 			return usagef("mount: negative --sync-interval")
+		}
+		if err := r.o.sec.mergeOptionFile(&r.o.options); err != nil {
+			return fmt.Errorf("mount %s: %w", args[0], err)
 		}
 		m, err := r.c.AddMount(ctx, &pb.AddMountRequest{
 			Caller: caller(), Path: args[0], Uri: args[1], Options: r.o.options,

@@ -21,6 +21,7 @@ const (
 type securityOpts struct {
 	tokenFile            string
 	caFile, cert, keyFil string
+	optionFile           string // mount --option-file
 }
 
 func securityFlags(fs *flag.FlagSet, o *opts) {
@@ -53,6 +54,27 @@ func (s securityOpts) apply(cfg *client.Config, env Env) error {
 			return err
 		}
 		cfg.TLS = tc
+	}
+	return nil
+}
+
+// mergeOptionFile adds the options of --option-file that --option did not
+// give.
+func (s securityOpts) mergeOptionFile(opts *map[string]string) error {
+	if s.optionFile == "" {
+		return nil
+	}
+	fileOpts, err := secrets.ReadOptionsFile(s.optionFile)
+	if err != nil {
+		return fmt.Errorf("option file: %w", err)
+	}
+	if *opts == nil {
+		*opts = make(map[string]string)
+	}
+	for k, v := range fileOpts {
+		if _, ok := (*opts)[k]; !ok {
+			(*opts)[k] = v
+		}
 	}
 	return nil
 }
