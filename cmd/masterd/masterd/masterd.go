@@ -8,6 +8,16 @@
 // With --admin-addr it serves a status page and Prometheus metrics on an
 // HTTP port of their own, and with --pprof the Go profiles (admin.go).
 //
+// Security (security.go): with --admin-token-file and --mount-token-file
+// every RPC must carry a token of the role its method needs; without them
+// the master serves anyone and warns at every start (authentication is
+// opt-in, so that clusters and scripts without tokens keep working;
+// `skyfs init` writes the files). --cluster-key-file seals UFS credentials
+// in the journal; --tls-ca-file, --tls-cert-file and --tls-key-file turn on
+// mutual TLS for the RPC port and the Raft transport. Credentials of the
+// root UFS go in --root-ufs-option-file or the config file: a secret
+// --root-ufs-option is refused, since /proc/PID/cmdline is public.
+//
 // A bad configuration — an unknown or duplicate peer, this master's id missing
 // from the peers, an unwritable data directory, an address already in use — is
 // refused with one line on stderr and exit code 2. A failure after start exits

@@ -30,6 +30,11 @@
 // (lazily, if the mount is busy: the daemon then serves the open files until
 // they are closed).
 //
+// Credentials: token_file names a root-only file holding the mount token,
+// sent with every call; tls_ca_file, tls_cert_file and tls_key_file turn on
+// mutual TLS with the masters (security.go). All of them are paths: nothing
+// secret is ever on mountd's command line.
+//
 // What it must never do: let a UFS credential or the cluster token reach a
 // log line, an error message, a file on disk, a process argument or the
 // environment. The mount record with credentials goes straight into

@@ -9,6 +9,13 @@
 // readable line on stderr and exits non-zero: 1 when an operation failed, 2
 // for a usage error. Tabular output is also available as JSON with --output
 // json.
+//
+// Credentials: --token-file (or $SKYFS_TOKEN_FILE) names a root-only file
+// with the admin or mount token; --tls-ca-file, --tls-cert-file and
+// --tls-key-file (or $SKYFS_TLS_CA_FILE, ...) turn on mutual TLS. skyfs
+// init --dir DIR [--tls --hosts h1,h2] writes a new cluster's tokens,
+// cluster key, CA and certificates, and talks to no master. mount
+// --option-file reads UFS options (credentials) from a root-only file.
 package cli
 
 import (
