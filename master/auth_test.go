@@ -273,3 +273,42 @@ func TestRequiredRoleCoversEveryMethod(t *testing.T) {
 		t.Error("an unknown method does not need the admin role")
 	}
 }
+
+// FuzzAuthorization presents any authorization header: only the exact
+// "Bearer <token>" of a role is let through, with that role.
+func FuzzAuthorization(f *testing.F) {
+	for _, s := range []string{"", "Bearer ", "Bearer " + testAdminToken, "Bearer " + testMountToken, "bearer " + testAdminToken,
+		"Bearer " + testAdminToken + "\x00", "Bearer  " + testMountToken, "Bearer " + testMountToken[:10]} {
+		f.Add(s, uint8(0))
+	}
+	a := NewAuth([]byte(testAdminToken), []byte(testMountToken), nil)
+	methods := []string{pb.Namespace_Mkdir_FullMethodName, pb.Mounts_AddMount_FullMethodName, pb.Mounts_MountAccess_FullMethodName,
+		pb.Cluster_Checkpoint_FullMethodName, "/unknown.Service/Method", ""}
+	f.Fuzz(func(t *testing.T, value string, m uint8) {
+		method := methods[int(m)%len(methods)]
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(secrets.AuthHeader, value))
+		got, err := a.check(ctx, method)
+		want := RoleNone
+		switch value {
+		case "Bearer " + testAdminToken:
+			want = RoleAdmin
+		case "Bearer " + testMountToken:
+			want = RoleMount
+		}
+		if err == nil {
+			if want == RoleNone || want < RequiredRole(method) || CallerRole(got) != want {
+				t.Fatalf("%q on %s let through with role %v", value, method, CallerRole(got))
+			}
+			return
+		}
+		if want >= RequiredRole(method) {
+			t.Fatalf("%q on %s refused: %v", value, method, err)
+		}
+		if c := status.Code(err); c != codes.Unauthenticated && c != codes.PermissionDenied {
+			t.Fatalf("refusal with code %v", c)
+		}
+		if strings.Contains(status.Convert(err).Message(), "skyfs_") {
+			t.Fatalf("the refusal shows the presented value: %v", err)
+		}
+	})
+}

@@ -11,13 +11,16 @@ import (
 
 	"github.com/skyfs/skyfs/meta"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/raftjournal"
 )
 
 // fuzzServer is a master over a fake journal holding /d (a directory) and
 // /d/f (a file), handlers called directly.
-func fuzzServer(t *testing.T) (*Server, *fakeJournal) {
+func fuzzServer(t *testing.T) (*Server, *fakeJournal, *fakeAdmin) {
 	j := newFakeJournal()
-	s, err := New(Config{Journal: j})
+	adm := &fakeAdmin{status: raftjournal.Status{ID: "m1", Role: "leader", Serving: true, LeaderID: "m1",
+		Members: []raftjournal.Member{{ID: "m1", RaftAddr: "127.0.0.1:1", RPCAddr: "127.0.0.1:2", Suffrage: "voter"}}}}
+	s, err := New(Config{Journal: j, Admin: adm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +34,7 @@ func fuzzServer(t *testing.T) (*Server, *fakeJournal) {
 	if err != nil || f.Errno != 0 {
 		t.Fatalf("create /d/f: %v %v", err, f)
 	}
-	return s, j
+	return s, j, adm
 }
 
 // digest hashes the namespace without the tables of remembered request
@@ -92,19 +95,26 @@ func FuzzRequests(f *testing.F) {
 		{6, "/d/f/..", ".", 2, 0, 0, 0, 0},
 		{10, "/d/l", "l", 2, 0, 0, 0, 0},
 		{11, "/d/f", "h", 3, 0, 0, 0, 0},
+		{20, "", "", 1<<64 - 1, 0, 0, 0, 0},
+		{22, "", "", 0, 0, 0, 0, 0},
+		{23, "127.0.0.1:0", "m2", 0, 0, 0, 0, 0},
+		{23, "0.0.0.0:99999", "m=2,", 0, 0, 0, 0, 0},
+		{24, "", "m9", 0, 0, 0, 0, 0},
+		{25, "m\x00", "", 0, 0, 0, 0, 0},
 	} {
 		f.Add(s.op, s.path, []byte(s.name), s.ino, s.size, s.limit, s.mode, s.signed)
 	}
 	f.Fuzz(func(t *testing.T, op uint8, path string, name []byte, ino, size uint64, limit, mode uint32, signed int64) {
-		s, j := fuzzServer(t)
+		s, j, adm := fuzzServer(t)
 		defer s.Close()
-		ns, mt := &nsServer{s: s}, &mountServer{s: s}
+		ns, mt, cl := &nsServer{s: s}, &mountServer{s: s}, &clusterServer{s: s}
 		ctx := context.Background()
 		req := &pb.RequestID{Client: 2, Seq: 1}
 		before := digest(t, j)
 		var errno int32
 		var err error
-		switch op % 20 {
+		const nOps = 26
+		switch op % nOps {
 		case 0:
 			var r *pb.LookupResponse
 			r, err = ns.Lookup(ctx, &pb.LookupRequest{Parent: ino, Name: name})
@@ -196,14 +206,40 @@ func FuzzRequests(f *testing.F) {
 			var r *pb.ReadlinkResponse
 			r, err = ns.Readlink(ctx, &pb.ReadlinkRequest{Ino: ino, Path: path})
 			errno = r.GetErrno()
+		case 20:
+			var r *pb.LocateResponse
+			r, err = ns.Locate(ctx, &pb.LocateRequest{Ino: ino})
+			errno = r.GetErrno()
+		case 21:
+			var r *pb.StatFSResponse
+			r, err = ns.StatFS(ctx, &pb.StatFSRequest{})
+			errno = r.GetErrno()
+		case 22:
+			var r *pb.GetMountResponse
+			r, err = mt.GetMount(ctx, &pb.GetMountRequest{Id: ino})
+			errno = r.GetErrno()
+		case 23:
+			_, err = cl.AddMember(ctx, &pb.AddMemberRequest{Id: string(name), RaftAddr: path, RpcAddr: string(name) + path})
+		case 24:
+			_, err = cl.RemoveMember(ctx, &pb.RemoveMemberRequest{Id: string(name)})
+		case 25:
+			_, err = cl.TransferLeader(ctx, &pb.TransferLeaderRequest{Id: path})
+		}
+		if err != nil && op%nOps >= 23 {
+			adm.mu.Lock()
+			calls := len(adm.calls)
+			adm.mu.Unlock()
+			if calls != 0 {
+				t.Fatalf("op %d: refused (%v) but the membership was changed", op%nOps, err)
+			}
 		}
 		if err != nil {
 			if c := status.Code(err); c == codes.Internal || c == codes.Unknown {
-				t.Fatalf("op %d: an unclear failure: %v", op%20, err)
+				t.Fatalf("op %d: an unclear failure: %v", op%nOps, err)
 			}
 		}
 		if (err != nil || errno != 0) && digest(t, j) != before {
-			t.Fatalf("op %d: refused (errno %d, err %v) but the namespace changed", op%20, errno, err)
+			t.Fatalf("op %d: refused (errno %d, err %v) but the namespace changed", op%nOps, errno, err)
 		}
 	})
 }
