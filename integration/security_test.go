@@ -42,6 +42,8 @@ type secRun struct {
 	// marker is in the URI of the added mount: journaled in clear, it shows
 	// that the raw scans of the data directories can see journal content.
 	marker string
+	// mountdAdmin is the admin port of mountd (/metrics).
+	mountdAdmin string
 
 	mu      sync.Mutex
 	outputs []string // every CLI output, to look for secrets in
@@ -166,11 +168,13 @@ func newSecRun(t *testing.T) *secRun {
 		"--option", "s3.endpoint="+srv.Endpoint, "--option", "s3.accessKeyId="+srv.AccessKey,
 		"--option", "s3.pathStyle=true", "--option", "s3.region="+miniotest.Region)
 
+	r.mountdAdmin = freeAddrs(t, 1)[0]
 	opts := strings.Join([]string{
 		"token_file=" + r.key(secrets.MountTokenName),
 		"tls_ca_file=" + r.key(secrets.CAName),
 		"tls_cert_file=" + r.key(secrets.ClientCertName),
 		"tls_key_file=" + r.key(secrets.ClientKeyName),
+		"admin_addr=" + r.mountdAdmin,
 	}, ",")
 	r.h = newHost(t, r.c, "h1", "/", opts)
 	// Let other users reach the mount point (t.TempDir is 0700).
@@ -350,15 +354,18 @@ func TestSecurity(t *testing.T) {
 		nd.extra = append(nd.extra, "--admin-addr", adminAddr)
 		r.c.start(nd)
 		var pages []string
-		waitFor(t, 30*time.Second, "the admin port", func() bool {
+		waitFor(t, 30*time.Second, "the admin ports", func() bool {
 			pages = pages[:0]
-			for _, p := range []string{"/metrics", "/"} {
-				resp, err := http.Get("http://" + adminAddr + p)
+			for _, u := range []string{adminAddr + "/metrics", adminAddr + "/", r.mountdAdmin + "/metrics"} {
+				resp, err := http.Get("http://" + u)
 				if err != nil {
 					return false
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || len(b) == 0 {
+					return false
+				}
 				pages = append(pages, string(b))
 			}
 			return true
