@@ -12,8 +12,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/skyfs/skyfs/internal/secrets"
@@ -311,4 +313,31 @@ func FuzzAuthorization(f *testing.F) {
 			t.Fatalf("the refusal shows the presented value: %v", err)
 		}
 	})
+}
+
+// MountAccess hands credentials out only over TLS or to a loopback peer.
+func TestMountAccessOnlyOverTLSOrLoopback(t *testing.T) {
+	e := newEnv(t)
+	e.mount(t, "/m", false)
+	remote := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000}
+	for _, tc := range []struct {
+		name string
+		p    *peer.Peer
+		ok   bool
+	}{
+		{"loopback", &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}, true},
+		{"loopback v6", &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv6loopback, Port: 1}}, true},
+		{"remote plaintext", &peer.Peer{Addr: remote}, false},
+		{"remote TLS", &peer.Peer{Addr: remote, AuthInfo: credentials.TLSInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}, true},
+		{"remote, integrity only", &peer.Peer{Addr: remote, AuthInfo: credentials.TLSInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.IntegrityOnly}}}, false},
+	} {
+		ctx := peer.NewContext(ctxT(t), tc.p)
+		r, err := (&mountServer{s: e.srv}).MountAccess(ctx, &pb.MountAccessRequest{Id: 1})
+		if tc.ok && (err != nil || r.GetMount() == nil) {
+			t.Errorf("%s: %v %v", tc.name, err, r)
+		}
+		if !tc.ok && (status.Code(err) != codes.PermissionDenied || r != nil) {
+			t.Errorf("%s: %v %v, want PermissionDenied", tc.name, err, r)
+		}
+	}
 }
