@@ -166,6 +166,10 @@ type Options struct {
 	// with its operation, its duration and the errno answered (0 for
 	// success), on the goroutine that served it: it must be quick.
 	Observe func(op Op, took time.Duration, errno syscall.Errno)
+	// RootSquash serves the requests of uid 0 as nobody (SquashUID and
+	// SquashGID): root owns nothing it creates and passes the permission
+	// checks only where nobody would (squash.go).
+	RootSquash bool
 }
 
 // Defaults of Options.
@@ -286,7 +290,7 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 		negTO := opts.NegativeTimeout
 		fo.NegativeTimeout = &negTO
 	}
-	server, err := mountTimed(dir, root, fo, opts.Observe)
+	server, err := mountTimed(dir, root, fo, opts.Observe, opts.RootSquash)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
 	}

@@ -309,11 +309,17 @@ func (t *timedFS) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.Stat
 
 // mountTimed is gofs.Mount, with every request timed by observe when it is
 // set.
-func mountTimed(dir string, root gofs.InodeEmbedder, fo *gofs.Options, observe func(Op, time.Duration, syscall.Errno)) (*fuse.Server, error) {
-	if observe == nil {
+func mountTimed(dir string, root gofs.InodeEmbedder, fo *gofs.Options, observe func(Op, time.Duration, syscall.Errno), rootSquash bool) (*fuse.Server, error) {
+	if observe == nil && !rootSquash {
 		return gofs.Mount(dir, root, fo)
 	}
-	raw := &timedFS{RawFileSystem: gofs.NewNodeFS(root, fo), observe: observe}
+	raw := gofs.NewNodeFS(root, fo)
+	if rootSquash {
+		raw = &squashFS{RawFileSystem: raw}
+	}
+	if observe != nil {
+		raw = &timedFS{RawFileSystem: raw, observe: observe}
+	}
 	server, err := fuse.NewServer(raw, dir, &fo.MountOptions)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,14 +170,7 @@ func newSecRun(t *testing.T) *secRun {
 		"--option", "s3.pathStyle=true", "--option", "s3.region="+miniotest.Region)
 
 	r.mountdAdmin = freeAddrs(t, 1)[0]
-	opts := strings.Join([]string{
-		"token_file=" + r.key(secrets.MountTokenName),
-		"tls_ca_file=" + r.key(secrets.CAName),
-		"tls_cert_file=" + r.key(secrets.ClientCertName),
-		"tls_key_file=" + r.key(secrets.ClientKeyName),
-		"admin_addr=" + r.mountdAdmin,
-	}, ",")
-	r.h = newHost(t, r.c, "h1", "/", opts)
+	r.h = newHost(t, r.c, "h1", "/", secOpts(r)+",admin_addr="+r.mountdAdmin)
 	// Let other users reach the mount point (t.TempDir is 0700).
 	for d := filepath.Dir(r.h.mnt); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
@@ -185,6 +179,16 @@ func newSecRun(t *testing.T) *secRun {
 	}
 	r.h.start()
 	return r
+}
+
+// secOpts are the mount options of a host of the secured cluster.
+func secOpts(r *secRun) string {
+	return strings.Join([]string{
+		"token_file=" + r.key(secrets.MountTokenName),
+		"tls_ca_file=" + r.key(secrets.CAName),
+		"tls_cert_file=" + r.key(secrets.ClientCertName),
+		"tls_key_file=" + r.key(secrets.ClientKeyName),
+	}, ",")
 }
 
 // TestSecurity runs a secured cluster and tries to break it.
@@ -237,6 +241,40 @@ func TestSecurity(t *testing.T) {
 		if _, err := os.Stat(h.path("by-nobody")); err == nil {
 			t.Error("/by-nobody exists")
 		}
+	})
+
+	t.Run("RootSquash", func(t *testing.T) {
+		if err := os.Mkdir(h.path("open"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(h.path("open"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		h2 := newHost(t, r.c, "squashed", "/", secOpts(r)+",root_squash")
+		for d := filepath.Dir(h2.mnt); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+				os.Chmod(d, fi.Mode().Perm()|0o755)
+			}
+		}
+		h2.start()
+		checkContent(t, h2.path("public.txt"), []byte("public"))
+		if _, err := os.ReadFile(h2.path("private.txt")); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("squashed root read uid 1000's 0600 file: %v", err)
+		}
+		if err := os.Chmod(h2.path("public.txt"), 0o666); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("squashed root changed the mode of root's file: %v", err)
+		}
+		if err := os.WriteFile(h2.path("by-squashed-root.txt"), []byte("x"), 0o644); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("squashed root created a file in root's 0755 directory: %v", err)
+		}
+		if err := os.WriteFile(h2.path("open/by-squashed-root.txt"), []byte("x"), 0o644); err != nil {
+			t.Fatalf("squashed root cannot create in a 0777 directory: %v", err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(h.path("open/by-squashed-root.txt"), &st); err != nil || st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("a file squashed root created is owned by %d:%d (%v), want 65534:65534", st.Uid, st.Gid, err)
+		}
+		h2.umount()
 	})
 
 	t.Run("Tokens", func(t *testing.T) {

@@ -235,6 +235,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 		Debug:              cfg.Debug,
 		Logger:             slog.NewLogLogger(logger.Handler(), slog.LevelWarn), // failures only
 		Observe:            adm.fuseObserver(),
+		RootSquash:         cfg.Sec.RootSquash,
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

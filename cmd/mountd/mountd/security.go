@@ -15,6 +15,8 @@ import (
 // secret, so the daemon's command line can hold them.
 type securityConfig struct {
 	TLSCAFile, TLSCertFile, TLSKeyFile string
+	// RootSquash (root_squash) serves uid 0 as nobody.
+	RootSquash bool
 }
 
 // securityOptionKeys are the -o options of securityConfig.
@@ -23,6 +25,13 @@ var securityOptionKeys = map[string]bool{"tls_ca_file": true, "tls_cert_file": t
 // securityOption applies one of the security options; handled is false for
 // any other key.
 func (c *Config) securityOption(key, val string, hasVal bool) (handled bool, err error) {
+	if key == "root_squash" {
+		if hasVal {
+			return true, fmt.Errorf("option root_squash takes no value")
+		}
+		c.Sec.RootSquash = true
+		return true, nil
+	}
 	if !securityOptionKeys[key] {
 		return false, nil
 	}
@@ -62,6 +71,9 @@ func (c *Config) securityArgs() []string {
 			args = append(args, kv[0], kv[1])
 		}
 	}
+	if c.Sec.RootSquash {
+		args = append(args, "-o", "root_squash")
+	}
 	return args
 }
 
@@ -84,4 +96,6 @@ const securityUsage = `  tls_ca_file=FILE     cluster CA certificate: talk to th
                        TLS (with tls_cert_file and tls_key_file)
   tls_cert_file=FILE   this host's client certificate
   tls_key_file=FILE    its private key (a file only root may read)
+  root_squash          serve root as nobody: root owns nothing it creates and
+                       reads or changes only what nobody may
 `
