@@ -25,11 +25,18 @@ import (
 // every start: existing clusters and local experiments keep working, and a
 // production cluster is one `skyfs init` away from closed.
 //
+// Tokens are read once at start: rotating one means new files and a
+// restart of the masters (one at a time) and of the mount daemons.
+//
 // --cluster-key-file seals the secret options of UFS mounts (AES-256-GCM)
 // before they are journaled; it must be the same file on every master.
+// Mounts added before a key was configured keep their options in clear
+// until they are mounted again.
 // --tls-ca-file, --tls-cert-file and --tls-key-file turn on mutual TLS for
 // the client gRPC port and the Raft transport: peers and clients must then
-// present a certificate signed by the cluster CA.
+// present a certificate signed by the cluster CA. A certificate carries no
+// role: with TLS and no tokens, every holder of a cluster certificate may
+// do everything, so use both.
 //
 // Secret options of the root UFS are refused on the command line (every
 // local user can read /proc/PID/cmdline): they belong in
