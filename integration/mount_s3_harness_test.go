@@ -1,0 +1,223 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"golang.org/x/sys/unix"
+)
+
+// s3Env is a three-master cluster with a MinIO server and one bucket whose
+// prefixes the tests mount in the namespace.
+type s3Env struct {
+	*ufsRun
+	bucket string
+}
+
+// newS3Env starts MinIO and a cluster, and makes the bucket.
+func newS3Env(t *testing.T) *s3Env {
+	t.Helper()
+	u := newUFSRun(t)
+	return &s3Env{ufsRun: u, bucket: u.srv.Bucket(t)}
+}
+
+// mount adds the namespace mount path of the bucket's prefix (a key
+// prefix without a trailing slash).
+func (e *s3Env) mount(t *testing.T, path, prefix string) {
+	t.Helper()
+	args := append([]string{"mount", path, "s3://" + e.bucket + "/" + prefix}, e.s3Options(e.srv.Endpoint, e.srv.SecretKey)...)
+	if code, _, errs := e.c.cli(args...); code != 0 {
+		t.Fatalf("skyfs mount %s: exit %d: %s", path, code, errs)
+	}
+}
+
+// object returns the content of key, read with minio-go.
+func (e *s3Env) object(key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o, err := e.mc.GetObject(ctx, e.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return io.ReadAll(o)
+}
+
+// checkObject fails unless the object key holds want.
+func (e *s3Env) checkObject(t *testing.T, key string, want []byte) {
+	t.Helper()
+	got, err := e.object(key)
+	if err != nil {
+		t.Fatalf("object %s: %v", key, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("object %s: %d bytes, want %d (content differs)", key, len(got), len(want))
+	}
+}
+
+// putObject writes key with minio-go.
+func (e *s3Env) putObject(t *testing.T, key string, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := e.mc.PutObject(ctx, e.bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// adminHost is a host whose mountd serves its metrics on a loopback port.
+type adminHost struct {
+	*host
+	admin string // HOST:PORT of the admin endpoint
+}
+
+// newAdminHost prepares a host of the namespace path with the metrics
+// endpoint turned on, and extra mount options.
+func newAdminHost(t *testing.T, c *cluster, name, path, opts string) *adminHost {
+	t.Helper()
+	admin := freeAddrs(t, 1)[0]
+	all := "admin_addr=" + admin
+	if opts != "" {
+		all += "," + opts
+	}
+	return &adminHost{host: newHost(t, c, name, path, all), admin: admin}
+}
+
+// metric returns the sum of every sample of the named metric that mountd
+// serves (all label sets), or 0 if it has none.
+func (h *adminHost) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + h.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("%s: metrics: %v", h.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: metrics: %s", h.name, resp.Status)
+	}
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			t.Fatalf("%s: metric line %q: %v", h.name, line, err)
+		}
+		sum += v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: metrics: %v", h.name, err)
+	}
+	return sum
+}
+
+// allocatedBytes returns the disk space allocated to dir and everything
+// under it: st_blocks×512 of each file and directory, not apparent sizes.
+// Entries that vanish during the walk are not counted.
+func allocatedBytes(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return err
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
+}
+
+// readUncached reads the file at p through a fresh open, after telling the
+// kernel to drop the pages of the file it caches, so that the read reaches
+// the mount daemon (or, for a passthrough open, the cache file).
+func readUncached(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return nil, fmt.Errorf("fadvise %s: %w", p, err)
+	}
+	return io.ReadAll(f)
+}
+
+// readDirect reads the file at p with O_DIRECT, into a page-aligned
+// buffer, so that every byte comes from the mount daemon, past the kernel's
+// page cache (and never through FUSE passthrough).
+func readDirect(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s with O_DIRECT: %w", p, err)
+	}
+	defer unix.Close(fd)
+	const chunk = 1 << 20
+	buf, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Munmap(buf)
+	var out []byte
+	for {
+		n, err := unix.Pread(fd, buf, int64(len(out)))
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s at %d with O_DIRECT: %w", p, len(out), err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+// sameBytes describes how got differs from want, or returns nil.
+func sameBytes(got, want []byte) error {
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%d bytes, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Errorf("byte %d is %#02x, want %#02x", i, got[i], want[i])
+		}
+	}
+	return nil
+}
