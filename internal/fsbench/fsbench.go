@@ -4,7 +4,7 @@
 // path, so the same set measures a skyfs mount and a baseline (a local disk, a
 // loopback mount) in one run.
 //
-// It only reads and writes under the directory it is given, in a subdirectory of
+// Run only reads and writes under the directory it is given, in a subdirectory of
 // its own that it removes at the end.
 package fsbench
 
@@ -39,9 +39,11 @@ type Config struct {
 	SmallFiles    int
 	SmallFileSize int
 	Threads       int
-	// DropCache, if set, is called before the cold read to drop cached data
-	// (for a skyfs mount: the block cache; for a local disk: the page cache).
-	DropCache func(ctx context.Context) error
+	// DropCache, if set, is called with the big file's path after it was
+	// written and closed, before the cold read, to drop cached data (for a
+	// skyfs mount: the block cache; for a local disk: the page cache, e.g.
+	// with DropPageCache).
+	DropCache func(ctx context.Context, path string) error
 }
 
 // Result is one line of the benchmark table.
@@ -98,7 +100,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return out, err
 	}
 	if cfg.DropCache != nil {
-		if err := cfg.DropCache(ctx); err != nil {
+		if err := cfg.DropCache(ctx, big); err != nil {
 			return out, fmt.Errorf("bench: drop cache: %w", err)
 		}
 	}

@@ -15,7 +15,10 @@ func TestRunOnLocalDisk(t *testing.T) {
 	rs, err := Run(context.Background(), Config{
 		Dir: dir, BigFileSize: 3<<20 + 17, BlockSize: 64 << 10, RandomReads: 50,
 		SmallFiles: 40, SmallFileSize: 100, Threads: 3,
-		DropCache: func(context.Context) error { dropped = true; return nil },
+		DropCache: func(_ context.Context, path string) error {
+			dropped = filepath.Dir(filepath.Dir(path)) == dir
+			return DropPageCache(path)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,22 @@
 // checkpoint) against a group of masters. It only parses arguments, calls
 // package client and prints; Main can be called in-process by tests.
 //
+// Host commands talk to no master, only to this host's mounts:
+//
+//	skyfs load PATH... [--recursive] [--threads N]
+//	    reads files through a skyfs mount so that its mountd caches their
+//	    blocks; progress on stderr, a summary on stdout; a file that cannot
+//	    be read is reported and the load goes on (exit code 1 at the end).
+//	    A directory PATH without --recursive is a usage error.
+//	skyfs bench DIR [--size 1G] [--files 1000] [--threads N] [--json]
+//	    runs package fsbench in DIR and prints its table; its --help says
+//	    what the cold read measures.
+//	skyfs cache stats --admin-addr HOST:PORT
+//	    a mountd's block cache figures, read from its admin port's /metrics.
+//	skyfs version
+//	    the version (Version, set at link time, or the module's), Go version
+//	    and VCS revision and time of the binary.
+//
 // The masters come from --masters host:port,... or the SKYFS_MASTERS
 // environment variable. Every command takes --help. A failure prints one
 // readable line on stderr and exits non-zero: 1 when an operation failed, 2
@@ -75,6 +91,8 @@ type command struct {
 	name    string
 	args    string // synopsis of the arguments
 	summary string
+	// help, if set, follows the summary in --help.
+	help string
 	// flags declares the command's own flags.
 	flags func(fs *flag.FlagSet, o *opts)
 	run   func(ctx context.Context, r *runner, args []string) error
@@ -89,6 +107,9 @@ type opts struct {
 	timeout time.Duration
 	sec     securityOpts // security.go
 	init    initOpts     // cmd_init.go
+	load    loadOpts     // cmd_load.go
+	bench   benchOpts    // cmd_bench.go
+	admin   string       // cache stats --admin-addr
 
 	long, parents, recursive, force, noReplace, exchange bool
 	mode                                                 uint
@@ -110,7 +131,8 @@ func commands() []*command {
 		lsCmd, statCmd, mkdirCmd, rmCmd, mvCmd,
 		mountCmd, unmountCmd, mountsCmd, syncCmd,
 		clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
-		initCmd,
+		loadCmd, cacheStatsCmd, benchCmd,
+		initCmd, versionCmd,
 	}
 }
 
@@ -177,7 +199,11 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	cmdArgs, err := parseInterspersed(fs, rest[n:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(env.Stdout, "Usage: skyfs %s [flags] %s\n\n%s\n\nFlags:\n", cmd.name, cmd.args, cmd.summary)
+			fmt.Fprintf(env.Stdout, "Usage: skyfs %s [flags] %s\n\n%s\n\n", cmd.name, cmd.args, cmd.summary)
+			if cmd.help != "" {
+				fmt.Fprintf(env.Stdout, "%s\n\n", cmd.help)
+			}
+			fmt.Fprintf(env.Stdout, "Flags:\n")
 			fs.SetOutput(env.Stdout)
 			fs.PrintDefaults()
 			return err
@@ -226,7 +252,7 @@ func findCommand(args []string) (*command, int) {
 			return c, len(words)
 		}
 	}
-	if len(args) > 1 && (args[0] == "cluster" || args[0] == "journal") {
+	if len(args) > 1 && (args[0] == "cluster" || args[0] == "journal" || args[0] == "cache") {
 		return nil, 2
 	}
 	return nil, 1
