@@ -183,6 +183,9 @@ func (l *loader) walk(ctx context.Context, dir string, list []loadFile) ([]loadF
 		list = append(list, loadFile{p, fi.Size()})
 		return nil
 	})
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("load: interrupted while listing %s", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load: listing %s: %w", dir, err)
 	}
