@@ -81,11 +81,13 @@ var openForLoad = func(path string) (io.ReadCloser, error) { return os.Open(path
 
 // loader is the state of one skyfs load.
 type loader struct {
-	r     *runner
-	tty   bool
-	start time.Time
+	r   *runner
+	tty bool
 
-	filesTotal, bytesTotal int64
+	// Set while listing: the totals grow, then reading starts.
+	listing                atomic.Bool
+	startNs                atomic.Int64 // when reading started (Unix ns)
+	filesTotal, bytesTotal atomic.Int64
 	files, bytes, failed   atomic.Int64
 	done                   atomic.Int64 // files read or failed
 
@@ -106,6 +108,16 @@ func runLoad(ctx context.Context, r *runner, args []string) error {
 		return usagef("load: negative --progress-every")
 	}
 	l := &loader{r: r, tty: isTerminal(r.env.Stderr)}
+	l.listing.Store(true)
+	l.startNs.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	var progress sync.WaitGroup
+	progress.Go(func() { l.progress(done, lo.every) })
+	stopProgress := sync.OnceFunc(func() {
+		close(done)
+		progress.Wait()
+	})
+	defer stopProgress()
 	var list []loadFile
 	for _, p := range args {
 		fi, err := os.Stat(p)
@@ -120,19 +132,13 @@ func runLoad(ctx context.Context, r *runner, args []string) error {
 				return err
 			}
 		case fi.Mode().IsRegular():
-			list = append(list, loadFile{p, fi.Size()})
+			list = l.add(list, p, fi.Size())
 		default:
 			return usagef("load: %s is not a regular file or directory", p)
 		}
 	}
-	l.filesTotal = int64(len(list))
-	for _, f := range list {
-		l.bytesTotal += f.size
-	}
-	l.start = time.Now()
-	done := make(chan struct{})
-	var progress sync.WaitGroup
-	progress.Go(func() { l.progress(done, lo.every) })
+	l.startNs.Store(time.Now().UnixNano())
+	l.listing.Store(false)
 	work := make(chan loadFile)
 	var wg sync.WaitGroup
 	for range lo.threads {
@@ -153,8 +159,7 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	close(done)
-	progress.Wait()
+	stopProgress()
 	return l.summary(ctx.Err() != nil)
 }
 
@@ -180,7 +185,7 @@ func (l *loader) walk(ctx context.Context, dir string, list []loadFile) ([]loadF
 			l.fail(p, err)
 			return nil
 		}
-		list = append(list, loadFile{p, fi.Size()})
+		list = l.add(list, p, fi.Size())
 		return nil
 	})
 	if ctx.Err() != nil {
@@ -190,6 +195,13 @@ func (l *loader) walk(ctx context.Context, dir string, list []loadFile) ([]loadF
 		return nil, fmt.Errorf("load: listing %s: %w", dir, err)
 	}
 	return list, nil
+}
+
+// add appends a file to the list and counts it in the totals.
+func (l *loader) add(list []loadFile, path string, size int64) []loadFile {
+	l.filesTotal.Add(1)
+	l.bytesTotal.Add(size)
+	return append(list, loadFile{path, size})
 }
 
 // read reads one file to its end.
@@ -276,41 +288,50 @@ func (l *loader) clearBarLocked() {
 }
 
 // line is one progress report: files and bytes done of the totals, rate and
-// estimated time left.
+// estimated time left; while listing, the totals so far.
 func (l *loader) line(bar bool) string {
+	filesTotal, bytesTotal := l.filesTotal.Load(), l.bytesTotal.Load()
+	if l.listing.Load() {
+		return fmt.Sprintf("listing: %d files, %s so far", filesTotal, humanBytes(bytesTotal))
+	}
 	files, bytes := l.done.Load(), l.bytes.Load()
-	secs := time.Since(l.start).Seconds()
+	secs := l.elapsed().Seconds()
 	rate := 0.0
 	if secs > 0 {
 		rate = float64(bytes) / secs
 	}
 	eta := "?"
-	if left := l.bytesTotal - bytes; left <= 0 {
+	if left := bytesTotal - bytes; left <= 0 {
 		eta = "0s"
 	} else if rate > 0 {
 		eta = time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	s := fmt.Sprintf("%d/%d files, %s/%s, %s/s, ETA %s",
-		files, l.filesTotal, humanBytes(bytes), humanBytes(l.bytesTotal), humanBytes(int64(rate)), eta)
+		files, filesTotal, humanBytes(bytes), humanBytes(bytesTotal), humanBytes(int64(rate)), eta)
 	if !bar {
 		return s
 	}
 	const width = 30
 	frac := 1.0
-	if l.bytesTotal > 0 {
-		frac = min(1, float64(bytes)/float64(l.bytesTotal))
-	} else if l.filesTotal > 0 {
-		frac = float64(files) / float64(l.filesTotal)
+	if bytesTotal > 0 {
+		frac = min(1, float64(bytes)/float64(bytesTotal))
+	} else if filesTotal > 0 {
+		frac = float64(files) / float64(filesTotal)
 	}
 	n := int(frac * width)
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "] " + s
 }
 
+// elapsed is the time spent reading so far.
+func (l *loader) elapsed() time.Duration {
+	return time.Since(time.Unix(0, l.startNs.Load()))
+}
+
 // summary prints the outcome and returns the command's error.
 func (l *loader) summary(interrupted bool) error {
-	secs := time.Since(l.start).Seconds()
+	secs := l.elapsed().Seconds()
 	s := loadJSON{
-		Files: l.files.Load(), FilesTotal: l.filesTotal, Bytes: l.bytes.Load(), BytesTotal: l.bytesTotal,
+		Files: l.files.Load(), FilesTotal: l.filesTotal.Load(), Bytes: l.bytes.Load(), BytesTotal: l.bytesTotal.Load(),
 		Failed: l.failed.Load(), Seconds: secs, Interrupted: interrupted, Errors: l.failures,
 	}
 	if secs > 0 {

@@ -147,7 +147,15 @@ func TestLoadFailuresAndProgress(t *testing.T) {
 }
 
 func TestLoadProgressLine(t *testing.T) {
-	l := &loader{filesTotal: 10, bytesTotal: 4 << 20, start: time.Now().Add(-2 * time.Second)}
+	l := &loader{}
+	l.listing.Store(true)
+	l.filesTotal.Store(10)
+	l.bytesTotal.Store(4 << 20)
+	if got := l.line(true); got != "listing: 10 files, 4.0 MiB so far" {
+		t.Errorf("progress while listing %q", got)
+	}
+	l.listing.Store(false)
+	l.startNs.Store(time.Now().Add(-2 * time.Second).UnixNano())
 	l.done.Store(5)
 	l.bytes.Store(2 << 20)
 	got := l.line(true)
