@@ -177,13 +177,14 @@ func readUncached(p string) ([]byte, error) {
 
 // readDirect reads the file at p with O_DIRECT, into a page-aligned
 // buffer, so that every byte comes from the mount daemon, past the kernel's
-// page cache (and never through FUSE passthrough).
+// page cache (and never through FUSE passthrough). Like the rest of package
+// os, it retries calls that fail with EINTR.
 func readDirect(p string) ([]byte, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECT, 0)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s with O_DIRECT: %w", p, err)
+		return nil, err
 	}
-	defer unix.Close(fd)
+	defer f.Close()
 	const chunk = 1 << 20
 	buf, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
@@ -192,17 +193,14 @@ func readDirect(p string) ([]byte, error) {
 	defer unix.Munmap(buf)
 	var out []byte
 	for {
-		n, err := unix.Pread(fd, buf, int64(len(out)))
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s at %d with O_DIRECT: %w", p, len(out), err)
-		}
-		if n == 0 {
+		n, err := f.ReadAt(buf, int64(len(out)))
+		out = append(out, buf[:n]...)
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
-		out = append(out, buf[:n]...)
+		if err != nil {
+			return nil, fmt.Errorf("O_DIRECT read: %w", err)
+		}
 	}
 }
 

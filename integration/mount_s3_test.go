@@ -1,13 +1,16 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +25,22 @@ var posixS3Skips = map[string]string{
 	// so a second descriptor of the same process does not conflict with
 	// the first one's lock, on ext4 either.
 	"FcntlFlockLocksFile": "expects a process's own POSIX locks to conflict; they do not on ext4 either",
+	// An object store has no hard links: link(2) answers EPERM on an S3
+	// mount (checked by linkRefused before the skip).
+	"Link":             "hard links: an object store cannot make them (link answers EPERM)",
+	"LinkUnlinkRename": "hard links: an object store cannot make them (link answers EPERM)",
+}
+
+// linkRefused fails unless link(2) in dir answers EPERM.
+func linkRefused(t *testing.T, dir string) {
+	t.Helper()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(target, filepath.Join(dir, "link")); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("link on an S3 mount: %v, want EPERM", err)
+	}
 }
 
 // TestMountS3 runs mountd hosts of a three-master cluster over S3 mounts of
@@ -50,17 +69,97 @@ func testPosixOverS3(t *testing.T, e *s3Env) {
 	sort.Strings(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			if why, ok := posixS3Skips[name]; ok {
-				t.Skip(why)
-			}
 			dir := h.path(name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			if why, ok := posixS3Skips[name]; ok {
+				if strings.HasPrefix(name, "Link") {
+					linkRefused(t, dir)
+				}
+				t.Skip(why)
+			}
 			posixtest.All[name](t, dir)
 		})
 	}
+	t.Run("Interrupts", func(t *testing.T) { testInterrupts(t, h) })
 	h.umount()
+}
+
+// testInterrupts: a signal that reaches a thread while it waits in stat,
+// open, truncate or creat on the mount (the Go runtime sends SIGURG to its
+// own threads, with SA_RESTART) makes the kernel send FUSE INTERRUPT; the
+// call must still complete, never fail with EINTR, as on a local
+// filesystem. The calls are raw system calls, which do not retry EINTR the
+// way package os does.
+func testInterrupts(t *testing.T, h *host) {
+	dir := h.path("Interrupts")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name string
+		do   func(i int) error
+	}{
+		{"stat", func(int) error { var st unix.Stat_t; return unix.Stat(file, &st) }},
+		{"stat of a missing name", func(i int) error {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(dir, fmt.Sprintf("missing%d", i)), &st); err != unix.ENOENT {
+				return fmt.Errorf("%v, want ENOENT", err)
+			}
+			return nil
+		}},
+		{"open", func(int) error {
+			fd, err := unix.Open(file, unix.O_RDONLY, 0)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		{"truncate", func(i int) error { return unix.Truncate(file, int64(i%5)) }},
+		{"creat", func(i int) error {
+			fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("c%d", i)), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+	}
+	for _, c := range calls {
+		if failures := signalledCalls(40, c.do); len(failures) > 0 {
+			t.Errorf("%s with signals arriving: of 40 calls, these failed (error: count): %v", c.name, failures)
+		}
+	}
+}
+
+// signalledCalls runs do n times on one locked thread while another
+// goroutine keeps sending that thread SIGURG, and counts the errors by
+// message.
+func signalledCalls(n int, do func(i int) error) map[string]int {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			unix.Tgkill(pid, tid, unix.SIGURG)
+			runtime.Gosched()
+		}
+	})
+	failures := make(map[string]int)
+	for i := range n {
+		if err := do(i); err != nil {
+			failures[err.Error()]++
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	return failures
 }
 
 // testKillAfterCloseS3: a file of several cache blocks whose close returned
