@@ -3,8 +3,11 @@ package master
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +82,7 @@ func RequiredRole(fullMethod string) Role {
 // It is safe for concurrent use.
 type Auth struct {
 	admin, mount []byte
+	scoped       []scopedToken
 	log          *slog.Logger
 
 	mu       sync.Mutex
@@ -95,6 +99,55 @@ func NewAuth(adminToken, mountToken []byte, log *slog.Logger) *Auth {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Auth{admin: clone(adminToken), mount: clone(mountToken), log: log, logEvery: 100 * time.Millisecond}
+}
+
+// scopedToken is a mount token that may fetch the credentials of some UFS
+// mounts only.
+type scopedToken struct {
+	tok    []byte
+	scopes []string
+}
+
+// AddScopedMountToken adds a mount token limited to the namespace subtrees
+// paths: a mount daemon presenting it gets the credentials of a UFS mount
+// only when that mount can hold files under one of the paths (the mount is
+// at, under or above one of them). Its other calls are those of the mount
+// role. Call it before serving.
+func (a *Auth) AddScopedMountToken(tok []byte, paths []string) error {
+	if len(tok) == 0 {
+		return errors.New("empty token")
+	}
+	if len(paths) == 0 {
+		return errors.New("a scoped token needs at least one path")
+	}
+	scopes := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if !path.IsAbs(p) || path.Clean(p) != p || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("scope %q: want a clean absolute path", p)
+		}
+		scopes = append(scopes, p)
+	}
+	a.scoped = append(a.scoped, scopedToken{tok: clone(tok), scopes: scopes})
+	return nil
+}
+
+// InScope reports whether the UFS mount at mountPath can hold files under
+// one of scopes (nil scopes: no limit).
+func InScope(scopes []string, mountPath string) bool {
+	if scopes == nil {
+		return true
+	}
+	for _, s := range scopes {
+		if pathWithin(mountPath, s) || pathWithin(s, mountPath) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathWithin reports whether p is dir or below it.
+func pathWithin(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
 func clone(b []byte) []byte {
@@ -116,18 +169,37 @@ func CallerRole(ctx context.Context) Role {
 	return RoleAdmin
 }
 
-// roleOf returns the role of a presented token. Both tokens are always
-// compared, in constant time, so the time taken says nothing about either.
-func (a *Auth) roleOf(tok []byte) Role {
+// scopeKey carries the subtrees a scoped mount token is limited to.
+type scopeKey struct{}
+
+// CallerScopes returns the namespace subtrees the caller's token is limited
+// to, or nil when it is not limited.
+func CallerScopes(ctx context.Context) []string {
+	s, _ := ctx.Value(scopeKey{}).([]string)
+	return s
+}
+
+// roleOf returns the role of a presented token and, for a scoped mount
+// token, its scopes. Every token is always compared, in constant time, so
+// the time taken says nothing about any of them.
+func (a *Auth) roleOf(tok []byte) (Role, []string) {
 	isAdmin := len(a.admin) > 0 && subtle.ConstantTimeCompare(tok, a.admin) == 1
 	isMount := len(a.mount) > 0 && subtle.ConstantTimeCompare(tok, a.mount) == 1
+	var scopes []string
+	for _, st := range a.scoped {
+		if subtle.ConstantTimeCompare(tok, st.tok) == 1 {
+			scopes = st.scopes
+		}
+	}
 	switch {
 	case isAdmin:
-		return RoleAdmin
+		return RoleAdmin, nil
 	case isMount:
-		return RoleMount
+		return RoleMount, nil
+	case scopes != nil:
+		return RoleMount, scopes
 	}
-	return RoleNone
+	return RoleNone, nil
 }
 
 // check authenticates the call of ctx for method and returns the context the
@@ -145,7 +217,7 @@ func (a *Auth) check(ctx context.Context, method string) (context.Context, error
 		a.refused(ctx, method, "malformed authorization")
 		return nil, status.Errorf(codes.Unauthenticated, "malformed credential: want one \"authorization: Bearer <token>\"")
 	}
-	role := a.roleOf([]byte(tok))
+	role, scopes := a.roleOf([]byte(tok))
 	if role == RoleNone {
 		a.refused(ctx, method, "unknown token")
 		return nil, status.Errorf(codes.Unauthenticated, "invalid token")
@@ -154,7 +226,11 @@ func (a *Auth) check(ctx context.Context, method string) (context.Context, error
 		a.refused(ctx, method, "role "+role.String()+" lacks "+need.String())
 		return nil, status.Errorf(codes.PermissionDenied, "%s needs the %s role; this token has the %s role", shortMethod(method), need, role)
 	}
-	return context.WithValue(ctx, roleKey{}, role), nil
+	ctx = context.WithValue(ctx, roleKey{}, role)
+	if scopes != nil {
+		ctx = context.WithValue(ctx, scopeKey{}, scopes)
+	}
+	return ctx, nil
 }
 
 // refused logs a refused call, without the token, at most every logEvery

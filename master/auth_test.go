@@ -341,3 +341,78 @@ func TestMountAccessOnlyOverTLSOrLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A scoped mount token gets the credentials of the mounts that can hold
+// files under its subtrees only; the unscoped mount token gets every one.
+func TestScopedMountToken(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/a", "/c"} {
+		e.mount(t, p, false)
+	}
+	mk, err := e.ns.Mkdir(ctxT(t), &pb.MkdirRequest{Request: e.req(), Parent: 1, Name: []byte("scratch"), Mode: 0o755})
+	mustOK(t, "mkdir", mk.GetErrno(), mk.GetMessage(), err)
+	e.mount(t, "/a/b", false)
+	lm, err := e.mt.ListMounts(ctxT(t), &pb.ListMountsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]uint64{}
+	for _, m := range lm.Mounts {
+		ids[m.Path] = m.Id
+	}
+
+	a := NewAuth([]byte(testAdminToken), []byte(testMountToken), nil)
+	if err := a.AddScopedMountToken([]byte("skyfs_scoped-ab-x"), []string{"/a/b/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddScopedMountToken([]byte("skyfs_scoped-scratch"), []string{"/scratch", "/c"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{nil, {"relative"}, {"/a/../b"}, {"/a/"}} {
+		if err := a.AddScopedMountToken([]byte("skyfs_x"), bad); err == nil {
+			t.Errorf("scopes %q accepted", bad)
+		}
+	}
+	access := func(token, path string) error {
+		ctx := metadata.NewIncomingContext(ctxT(t), metadata.Pairs(secrets.AuthHeader, "Bearer "+token))
+		ctx, err := a.check(ctx, pb.Mounts_MountAccess_FullMethodName)
+		if err != nil {
+			return err
+		}
+		r, err := (&mountServer{s: e.srv}).MountAccess(ctx, &pb.MountAccessRequest{Id: ids[path]})
+		if err == nil && (r.GetMount() == nil || r.GetMount().GetPath() != path) {
+			t.Fatalf("MountAccess %s: %v", path, r)
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		token, path string
+		ok          bool
+	}{
+		{testMountToken, "/a", true},
+		{testMountToken, "/c", true},
+		{testMountToken, "/a/b", true},
+		{"skyfs_scoped-ab-x", "/a", true},   // above the scope: holds /a/b/x's parents
+		{"skyfs_scoped-ab-x", "/a/b", true}, // holds the scope
+		{"skyfs_scoped-ab-x", "/c", false},
+		{"skyfs_scoped-scratch", "/c", true},
+		{"skyfs_scoped-scratch", "/a", false},
+		{"skyfs_scoped-scratch", "/a/b", false},
+	} {
+		err := access(tc.token, tc.path)
+		if tc.ok && err != nil {
+			t.Errorf("%s on %s: %v", tc.token, tc.path, err)
+		}
+		if !tc.ok && status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s on %s: %v, want PermissionDenied", tc.token, tc.path, err)
+		}
+	}
+	// A scoped token is a mount token for everything else.
+	ctx := metadata.NewIncomingContext(ctxT(t), metadata.Pairs(secrets.AuthHeader, "Bearer skyfs_scoped-scratch"))
+	if _, err := a.check(ctx, pb.Namespace_Mkdir_FullMethodName); err != nil {
+		t.Errorf("scoped token on Mkdir: %v", err)
+	}
+	if _, err := a.check(ctx, pb.Mounts_AddMount_FullMethodName); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("scoped token on AddMount: %v", err)
+	}
+}

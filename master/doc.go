@@ -44,7 +44,11 @@
 // the master serves everyone (cmd/masterd warns at start).
 //
 // MountAccess, the only answer with UFS credentials in it, is served only
-// over TLS or to a loopback peer. With Config.Sealer set, secret mount
+// over TLS or to a loopback peer, and to a scoped mount token
+// (Auth.AddScopedMountToken) only for the mounts that can hold files under
+// its subtrees (InScope): a host given a token for /warehouse never gets the
+// keys of the bucket mounted at /finance. A scoped token limits credentials
+// only; its namespace operations are those of the mount role. With Config.Sealer set, secret mount
 // options (ufs.IsSecret) are sealed with the cluster key before they are
 // journaled (secrets.go), so the journal, Raft log, snapshots and the store
 // hold only ciphertext; the leader opens them to serve MountAccess and to

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"net/url"
+	"strings"
 	"syscall"
 
 	"google.golang.org/grpc/codes"
@@ -206,6 +207,9 @@ func (m *mountServer) MountAccess(ctx context.Context, req *pb.MountAccessReques
 		mt, err = meta.GetMount(tx, req.Id)
 		return err
 	})
+	if err == nil && !InScope(CallerScopes(ctx), mt.Path) {
+		return nil, status.Errorf(codes.PermissionDenied, "the mount at %s is outside the subtrees this mount token serves (%s)", mt.Path, strings.Join(CallerScopes(ctx), ", "))
+	}
 	if err == nil {
 		mt, err = openMount(m.s.cfg.Sealer, mt)
 	}

@@ -59,10 +59,12 @@ type Config struct {
 	// the cluster key that seals UFS credentials, and mutual TLS.
 	AdminTokenFile string `json:"admin_token_file"`
 	MountTokenFile string `json:"mount_token_file"`
-	ClusterKeyFile string `json:"cluster_key_file"`
-	TLSCAFile      string `json:"tls_ca_file"`
-	TLSCertFile    string `json:"tls_cert_file"`
-	TLSKeyFile     string `json:"tls_key_file"`
+	// ScopedTokenFile lists mount tokens limited to namespace subtrees.
+	ScopedTokenFile string `json:"scoped_mount_token_file"`
+	ClusterKeyFile  string `json:"cluster_key_file"`
+	TLSCAFile       string `json:"tls_ca_file"`
+	TLSCertFile     string `json:"tls_cert_file"`
+	TLSKeyFile      string `json:"tls_key_file"`
 }
 
 // optionsFlag is a repeatable key=value flag.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -28,6 +31,11 @@ import (
 // Tokens are read once at start: rotating one means new files and a
 // restart of the masters (one at a time) and of the mount daemons.
 //
+// --scoped-mount-token-file lists mount tokens limited to namespace
+// subtrees, one "TOKEN /path[,/path...]" per line: a mount daemon with such
+// a token gets the credentials of the UFS mounts under (or above) those
+// paths only. Give each group of hosts its own.
+//
 // --cluster-key-file seals the secret options of UFS mounts (AES-256-GCM)
 // before they are journaled; it must be the same file on every master.
 // Mounts added before a key was configured keep their options in clear
@@ -45,11 +53,57 @@ import (
 func securityFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "root-only `file` holding the admin token (turns authentication on)")
 	fs.StringVar(&cfg.MountTokenFile, "mount-token-file", "", "root-only `file` holding the mount daemons' token (turns authentication on)")
+	fs.StringVar(&cfg.ScopedTokenFile, "scoped-mount-token-file", "", "root-only `file` of mount tokens limited to subtrees: lines \"TOKEN /path[,/path...]\" (turns authentication on)")
 	fs.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "root-only `file` holding the cluster key that seals UFS credentials in the journal")
 	fs.StringVar(&cfg.TLSCAFile, "tls-ca-file", "", "cluster CA certificate `file` (turns mutual TLS on, with --tls-cert-file and --tls-key-file)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "this master's certificate `file`")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "root-only `file` holding this master's private key")
 	fs.StringVar(&cfg.RootUFSOptionFile, "root-ufs-option-file", "", "root-only `file` of root UFS options, key=value lines (for credentials)")
+}
+
+// scopedToken is one line of the scoped mount token file.
+type scopedToken struct {
+	token []byte
+	paths []string
+}
+
+// readScopedTokens reads a root-only file of scoped mount tokens: one
+// "TOKEN /path[,/path...]" per line; blank lines and lines starting with #
+// are skipped. Errors name the line, never the token.
+func readScopedTokens(path string) ([]scopedToken, error) {
+	b, err := secrets.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	var out []scopedToken
+	seen := map[string]bool{}
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		f := bytes.Fields(line)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("%s line %d: want TOKEN /path[,/path...]", path, i+1)
+		}
+		if seen[string(f[0])] {
+			return nil, fmt.Errorf("%s line %d: the token is listed twice", path, i+1)
+		}
+		seen[string(f[0])] = true
+		st := scopedToken{token: bytes.Clone(f[0])}
+		for p := range strings.SplitSeq(string(f[1]), ",") {
+			if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+				return nil, fmt.Errorf("%s line %d: %q is not a clean absolute path", path, i+1, p)
+			}
+			st.paths = append(st.paths, p)
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return out, nil
 }
 
 // security is what the configuration's security settings yield.
@@ -114,8 +168,25 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 	if admin != nil && mount != nil && bytes.Equal(admin, mount) {
 		return nil, badConfig("the admin and mount tokens must differ")
 	}
-	if admin != nil || mount != nil {
+	var scoped []scopedToken
+	if c.ScopedTokenFile != "" {
+		if scoped, err = readScopedTokens(c.ScopedTokenFile); err != nil {
+			return nil, badConfig("scoped mount tokens: %v", err)
+		}
+		for _, st := range scoped {
+			defer clear(st.token)
+			if bytes.Equal(st.token, admin) || bytes.Equal(st.token, mount) {
+				return nil, badConfig("scoped mount tokens: a scoped token equals the admin or mount token")
+			}
+		}
+	}
+	if admin != nil || mount != nil || scoped != nil {
 		sec.auth = master.NewAuth(admin, mount, log)
+		for i, st := range scoped {
+			if err := sec.auth.AddScopedMountToken(st.token, st.paths); err != nil {
+				return nil, badConfig("scoped mount tokens: line of token %d: %v", i+1, err)
+			}
+		}
 		sec.serverOpts = append(sec.serverOpts,
 			grpc.ChainUnaryInterceptor(sec.auth.UnaryInterceptor()),
 			grpc.ChainStreamInterceptor(sec.auth.StreamInterceptor()))

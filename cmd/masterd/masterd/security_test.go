@@ -29,6 +29,17 @@ func TestSecurityConfig(t *testing.T) {
 	os.WriteFile(looseOpts, []byte("s3.secretAccessKey=x\n"), 0o644)
 	badOpts := filepath.Join(dir, "bad.options")
 	os.WriteFile(badOpts, []byte("no equals sign\n"), 0o600)
+	scoped := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), mode)
+		return p
+	}
+	scopedLoose := scoped("s1", "skyfs_scopedsecret /a\n", 0o644)
+	scopedNoPath := scoped("s2", "# hosts of team a\nskyfs_scopedsecret\n", 0o600)
+	scopedRelative := scoped("s3", "skyfs_scopedsecret /a,b\n", 0o600)
+	scopedTwice := scoped("s4", "skyfs_scopedsecret /a\nskyfs_scopedsecret /b\n", 0o600)
+	scopedEmpty := scoped("s5", "# nothing\n\n", 0o600)
+	scopedAdmin := scoped("s6", string(bytes.TrimSpace(b))+" /a\n", 0o600)
 	raft, rpc := freeAddr(t), freeAddr(t)
 	base := func(extra ...string) []string {
 		return append([]string{"--id", "m1", "--data-dir", filepath.Join(dir, "d"), "--raft-addr", raft, "--rpc-addr", rpc, "--join"}, extra...)
@@ -46,6 +57,12 @@ func TestSecurityConfig(t *testing.T) {
 		{"bad cluster key", base("--cluster-key-file", badKey), "hex digits"},
 		{"loose option file", base("--root-ufs-option-file", looseOpts), "chmod 600"},
 		{"bad option file", base("--root-ufs-option-file", badOpts), "line 1"},
+		{"scoped tokens readable by others", base("--scoped-mount-token-file", scopedLoose), "chmod 600"},
+		{"scoped token without a path", base("--scoped-mount-token-file", scopedNoPath), "line 2"},
+		{"scoped token with a relative path", base("--scoped-mount-token-file", scopedRelative), "not a clean absolute path"},
+		{"scoped token twice", base("--scoped-mount-token-file", scopedTwice), "listed twice"},
+		{"no scoped token", base("--scoped-mount-token-file", scopedEmpty), "holds no token"},
+		{"scoped token equal to the admin token", base("--admin-token-file", key(secrets.AdminTokenName), "--scoped-mount-token-file", scopedAdmin), "equals the admin"},
 		{"TLS without a key", base("--tls-ca-file", key(secrets.CAName), "--tls-cert-file", key(secrets.ServerCertName)), "all three files"},
 		{"TLS key mismatch", base("--tls-ca-file", key(secrets.CAName), "--tls-cert-file", key(secrets.ServerCertName), "--tls-key-file", key(secrets.ClientKeyName)), "TLS certificate"},
 	} {
@@ -56,7 +73,7 @@ func TestSecurityConfig(t *testing.T) {
 			if code != ExitConfig || strings.Count(out, "\n") != 0 || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d and one line mentioning %q", code, out, ExitConfig, tc.want)
 			}
-			if strings.Contains(out, "hunter2") || strings.Contains(out, "skyfs_loose") {
+			if strings.Contains(out, "hunter2") || strings.Contains(out, "skyfs_loose") || strings.Contains(out, "scopedsecret") {
 				t.Errorf("stderr shows a secret: %q", out)
 			}
 		})

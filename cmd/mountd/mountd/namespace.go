@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/skyfs/skyfs/client"
 	"github.com/skyfs/skyfs/fusefs"
@@ -310,6 +314,10 @@ func (n *namespace) open(ctx context.Context, id uint64, m *ufsMount) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ufsOpenTimeout)
 	defer cancel()
 	rec, err := n.c.MountAccess(ctx, id)
+	if status.Code(err) == codes.PermissionDenied {
+		// The token does not serve this mount: the caller gets EACCES.
+		err = fmt.Errorf("%w: %s", fs.ErrPermission, status.Convert(err).Message())
+	}
 	if err != nil {
 		m.err = fmt.Errorf("mount %d: %w", id, err)
 		n.log.Error("mountd: cannot open UFS mount", "err", m.err)
