@@ -349,6 +349,28 @@ func (c *Cache) Invalidate(key Key) error {
 	return c.removeMatching(func(k Key) bool { return k == key })
 }
 
+// Drop removes the entry of one content, key at size, if the cache has it:
+// the content of a file that was unlinked. Unlike Invalidate it does not
+// scan the cache. Files handed out by OpenComplete keep their content until
+// released.
+func (c *Cache) Drop(key Key, size int64) error {
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.ops.Done()
+	id := entryID(key, size)
+	c.mu.Lock()
+	e := c.entries[id]
+	if e != nil {
+		c.removeEntryLocked(e, false)
+	}
+	c.mu.Unlock()
+	if e != nil {
+		c.refreshDirUsage()
+	}
+	return nil
+}
+
 // InvalidatePath removes every entry of the UFS path under mountID, whatever
 // its fingerprint. Use it when a file is unlinked, renamed or rewritten.
 func (c *Cache) InvalidatePath(mountID uint64, path string) error {

@@ -458,3 +458,49 @@ func TestLinkOnObjectStore(t *testing.T) {
 		t.Fatalf("link on an object store: %v, want EPERM", err)
 	}
 }
+
+// TestUnlinkDropsCache: the cached content of an unlinked file leaves the
+// cache; a file with another open keeps it until the LRU takes it.
+func TestUnlinkDropsCache(t *testing.T) {
+	e := newEnvCache(t, Options{}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	data := randomBytes(8, 3*testBlock)
+	for _, name := range []string{"gone", "kept"} {
+		if err := os.WriteFile(e.path(name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.checkFile(name, data) // loads every block into the cache
+	}
+	e.waitIdle()
+	cached := func() int {
+		files, err := filepath.Glob(filepath.Join(e.dir, "*.data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	if n := cached(); n != 2 {
+		t.Fatalf("%d cache files, want 2", n)
+	}
+	open, err := os.Open(e.path("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	for _, name := range []string{"gone", "kept"} {
+		if err := os.Remove(e.path(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cached() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cache files after the unlinks, want 1 (the open file's)", cached())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The open file still reads its content.
+	got := make([]byte, len(data))
+	if _, err := open.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("reading the unlinked open file: %v", err)
+	}
+}

@@ -61,7 +61,38 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	return toErrno(n.m.ns.Unlink(ctx, n.ino(), name))
+	if err := n.m.ns.Unlink(ctx, n.ino(), name); err != nil {
+		return toErrno(err)
+	}
+	n.dropCached(name)
+	return 0
+}
+
+// dropCached drops the cached content of the file that was name, once it is
+// gone: when it had no other name and no open file, nobody can read it
+// again. (Open files keep reading it from the cache; what is left then goes
+// with the cache's eviction.)
+func (n *Node) dropCached(name string) {
+	if n.m.cache == nil {
+		return
+	}
+	ch := n.GetChild(name)
+	if ch == nil {
+		return
+	}
+	cn, ok := ch.Operations().(*Node)
+	if !ok {
+		return
+	}
+	cn.mu.Lock()
+	c := cn.lastOpen
+	busy := cn.ptOpens+cn.cachedOpens > 0 || cn.ws != nil || cn.attr.Nlink > 1
+	cn.mu.Unlock()
+	if busy || c.key.Path == "" {
+		return
+	}
+	// Off the request: the kernel's unlink needs no wait for the cache.
+	go n.m.cache.Drop(c.key, c.size)
 }
 
 // Create implements gofs.NodeCreater: the master creates the inode, and the
