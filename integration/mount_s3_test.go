@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// posixS3Skips are the posixtest cases that cannot pass on a mount of an
-// object store, with the reason.
+// posixS3Skips are the posixtest cases not run on the S3 mount, with the
+// reason: all but one cannot pass on a mount of an object store.
 var posixS3Skips = map[string]string{
 	// As in fusefs's TestPosix: POSIX record locks belong to the process,
 	// so a second descriptor of the same process does not conflict with
@@ -31,8 +31,8 @@ var posixS3Skips = map[string]string{
 	"LinkUnlinkRename": "hard links: an object store cannot make them (link answers EPERM)",
 	// Not a limit of object stores but of this suite's time: the case makes
 	// a thousand rounds of create, rename, symlink and rename, each create
-	// an upload and each rename of a file a copy and a delete in the bucket,
-	// about two minutes on a two-core machine. What it checks, that an open
+	// an upload and each rename of a file a copy and a delete in the bucket:
+	// minutes on a two-core machine. What it checks, that an open
 	// racing with renames never follows a symlink it should not, is the
 	// kernel's and fusefs's path handling, the same over any UFS: fusefs's
 	// TestPosix runs it.
