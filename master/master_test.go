@@ -132,8 +132,15 @@ func TestNamespaceByPath(t *testing.T) {
 	}
 	cf, err := e.ns.CompleteFile(ctx, &pb.CompleteFileRequest{Request: e.req(), Ino: sa.Attr.Ino, Size: 5, Ufs: &pb.Fingerprint{Size: 5, Etag: "e"}})
 	mustOK(t, "complete", cf.GetErrno(), cf.GetMessage(), err)
-	if cf.Attr.Size != 5 || cf.Attr.Ufs.GetEtag() != "e" || cf.Attr.Pending {
+	if cf.Attr.Size != 5 || cf.Attr.Ufs.GetEtag() != "e" || cf.Attr.Pending || cf.Attr.MtimeNs < sa.Attr.MtimeNs {
 		t.Errorf("complete attr = %+v", cf.Attr)
+	}
+	// The writer's modification time, recorded by the same call.
+	const written = 1_700_000_000_123_456_789
+	cf, err = e.ns.CompleteFile(ctx, &pb.CompleteFileRequest{Request: e.req(), Ino: sa.Attr.Ino, Size: 6, Ufs: &pb.Fingerprint{Size: 6, Etag: "f"}, MtimeNs: written})
+	mustOK(t, "complete with mtime", cf.GetErrno(), cf.GetMessage(), err)
+	if cf.Attr.MtimeNs != written || cf.Attr.CtimeNs < sa.Attr.MtimeNs || cf.Attr.Size != 6 {
+		t.Errorf("complete with mtime: attr = %+v", cf.Attr)
 	}
 
 	fs, err := e.ns.StatFS(ctx, &pb.StatFSRequest{})

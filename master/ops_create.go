@@ -120,7 +120,8 @@ func (n *nsServer) Link(ctx context.Context, req *pb.LinkRequest) (*pb.EntryResp
 	}))
 }
 
-// CompleteFile records a finished upload: size and UFS fingerprint.
+// CompleteFile records a finished upload: size, UFS fingerprint and, when
+// given, the modification time.
 func (n *nsServer) CompleteFile(ctx context.Context, req *pb.CompleteFileRequest) (*pb.EntryResponse, error) {
 	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(_ meta.Txn, e *metapb.Entry) error {
 		if req.Size > meta.MaxFileSize {
@@ -130,7 +131,7 @@ func (n *nsServer) CompleteFile(ctx context.Context, req *pb.CompleteFileRequest
 			return fail(syscall.EINVAL, "negative UFS size %d", req.Ufs.Size)
 		}
 		e.Op = &metapb.Entry_CompleteFile{CompleteFile: &metapb.CompleteFile{
-			Ino: req.Ino, Size: req.Size, Ufs: fingerprintMeta(req.Ufs),
+			Ino: req.Ino, Size: req.Size, Ufs: fingerprintMeta(req.Ufs), MtimeNs: req.MtimeNs,
 		}}
 		return nil
 	}))

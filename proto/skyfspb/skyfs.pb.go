@@ -1449,11 +1449,14 @@ func (x *EntryResponse) GetIno() uint64 {
 
 // CompleteFileRequest records the outcome of a file's upload.
 type CompleteFileRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Ufs           *Fingerprint           `protobuf:"bytes,4,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Ino     uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	Size    uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Ufs     *Fingerprint           `protobuf:"bytes,4,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	// The file's modification time (the writer's last write); 0 for the
+	// leader's clock.
+	MtimeNs       int64 `protobuf:"varint,5,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1514,6 +1517,13 @@ func (x *CompleteFileRequest) GetUfs() *Fingerprint {
 		return x.Ufs
 	}
 	return nil
+}
+
+func (x *CompleteFileRequest) GetMtimeNs() int64 {
+	if x != nil {
+		return x.MtimeNs
+	}
+	return 0
 }
 
 type UnlinkRequest struct {
@@ -4401,12 +4411,13 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\"\n" +
 	"\x04attr\x18\x03 \x01(\v2\x0e.skyfs.v1.AttrR\x04attr\x12\x1a\n" +
 	"\breplayed\x18\x04 \x01(\bR\breplayed\x12\x10\n" +
-	"\x03ino\x18\x05 \x01(\x04R\x03ino\"\x93\x01\n" +
+	"\x03ino\x18\x05 \x01(\x04R\x03ino\"\xae\x01\n" +
 	"\x13CompleteFileRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12'\n" +
-	"\x03ufs\x18\x04 \x01(\v2\x15.skyfs.v1.FingerprintR\x03ufs\"~\n" +
+	"\x03ufs\x18\x04 \x01(\v2\x15.skyfs.v1.FingerprintR\x03ufs\x12\x19\n" +
+	"\bmtime_ns\x18\x05 \x01(\x03R\amtimeNs\"~\n" +
 	"\rUnlinkRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
 	"\x06parent\x18\x02 \x01(\x04R\x06parent\x12\x12\n" +

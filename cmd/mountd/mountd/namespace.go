@@ -210,11 +210,11 @@ func (n *namespace) SetAttr(ctx context.Context, ino meta.Ino, req fusefs.SetAtt
 	return n.entryAttr(ctx, resp, err)
 }
 
-// CompleteFile implements fusefs.Namespace. The protocol's CompleteFile does
-// not carry a modification time yet, so a given mtime is set by a second
-// call.
+// CompleteFile implements fusefs.Namespace: one journaled call records size,
+// fingerprint and modification time. A master that predates the mtime field
+// records its own clock; the mtime is then set by a second call.
 func (n *namespace) CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint, mtimeNs int64) (*meta.Attr, error) {
-	resp, err := n.c.CompleteFile(ctx, &pb.CompleteFileRequest{Ino: ino, Size: size, Ufs: fingerprintPB(fp)})
+	resp, err := n.c.CompleteFile(ctx, &pb.CompleteFileRequest{Ino: ino, Size: size, Ufs: fingerprintPB(fp), MtimeNs: mtimeNs})
 	a, err := n.entryAttr(ctx, resp, err)
 	if err != nil || mtimeNs == 0 || a.Mtime == mtimeNs {
 		return a, err
