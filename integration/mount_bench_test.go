@@ -29,7 +29,12 @@ import (
 // shared machine weighs on both). Rates are medians over the iterations.
 //
 //	SKYFS_BENCH_SIZE=64M go test -run '^$' -bench BenchmarkMountData -benchtime 3x ./integration
-//	go test -run '^$' -bench BenchmarkMountMeta -benchtime 3x ./integration
+//	go test -run '^$' -bench BenchmarkMountData -benchtime 3x -timeout 30m ./integration
+//	go test -run '^$' -bench BenchmarkMountMeta -benchtime 1x -timeout 80m ./integration
+//
+// At 1 GiB BenchmarkMountData takes about 3 minutes on two cores; at
+// 10,000 files per iteration BenchmarkMountMeta takes about 25 minutes, as
+// long as creates run at tens per second.
 
 // Upload settings of skyfs's S3 backend (ufs/s3 defaults), given to the
 // minio-go baseline.
@@ -76,7 +81,8 @@ func s3MountArgs(srv *miniotest.Server, bucket, prefix string) []string {
 //   - seq-read-warm/passthrough: the whole file cached, opened with FUSE
 //     passthrough, against a plain read of the same bytes from a file on the
 //     cache's disk; pagecache=warm keeps both backing files in the page
-//     cache, pagecache=dropped drops both before each pass.
+//     cache, pagecache=dropped drops both before each pass (in a virtual
+//     machine the host may still cache the disk, so those rates vary).
 //   - seq-read-warm/fuse: the whole file cached, read through mountd (an
 //     O_DIRECT descriptor held open keeps mountd from answering with
 //     passthrough), against the loopback without passthrough; the FUSE
