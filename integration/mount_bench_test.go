@@ -45,7 +45,7 @@ const (
 
 // benchProfileEnv names a file to write a CPU profile of mountd to, taken
 // during the last cold read of BenchmarkMountData (for as long as the
-// previous one took).
+// previous one took); FILE.write gets one of the last write.
 const benchProfileEnv = "SKYFS_BENCH_PROFILE"
 
 // benchFilesEnv sets how many files BenchmarkMountMeta creates, stats and
@@ -272,7 +272,14 @@ func BenchmarkMountData(b *testing.B) {
 				},
 				func() {
 					p := m.path("written" + strconv.Itoa(i))
+					var profiled chan struct{}
+					if len(sky) > 0 && os.Getenv(benchProfileEnv) != "" {
+						profiled = m.profile(b, os.Getenv(benchProfileEnv)+".write", sky[len(sky)-1])
+					}
 					sky = append(sky, writeSeq(b, p, data))
+					if profiled != nil {
+						<-profiled
+					}
 					if err := os.Remove(p); err != nil {
 						b.Fatal(err)
 					}
