@@ -91,8 +91,8 @@ const DefaultBlockSize = 4 << 20
 
 // Defaults for the other Options fields.
 const (
-	DefaultReadAheadBlocks    = 2
-	DefaultMaxBackgroundLoads = 4
+	DefaultReadAheadBlocks    = 8
+	DefaultMaxBackgroundLoads = 8
 	DefaultMaxOpenFiles       = 256
 )
 
@@ -135,7 +135,9 @@ type Options struct {
 	// with another block size are discarded on Open.
 	BlockSize int64
 	// ReadAheadBlocks is how many blocks past a sequential reader's position
-	// are loaded in the background; negative disables read-ahead.
+	// are loaded in the background; negative disables read-ahead. Zero is
+	// DefaultReadAheadBlocks, or fewer in a cache smaller than four times
+	// that window.
 	ReadAheadBlocks int
 	// MaxBackgroundLoads bounds the concurrent read-ahead loads of the cache.
 	MaxBackgroundLoads int
@@ -218,7 +220,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts.BlockSize = DefaultBlockSize
 	}
 	if opts.ReadAheadBlocks == 0 {
-		opts.ReadAheadBlocks = DefaultReadAheadBlocks
+		// The default window, within a quarter of a small cache: blocks
+		// read ahead must not evict each other before they are read.
+		opts.ReadAheadBlocks = int(max(1, min(DefaultReadAheadBlocks, opts.Capacity/4/opts.BlockSize)))
 	}
 	if opts.MaxBackgroundLoads <= 0 {
 		opts.MaxBackgroundLoads = DefaultMaxBackgroundLoads

@@ -205,12 +205,22 @@ func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force
 		if !force && e.isPresent(b) {
 			f.err = errPresent
 		} else {
-			f.data, f.err = c.loadAndStore(ctx, e, b, load)
+			f.data, f.err = c.loadBlock(ctx, e, b, load)
+		}
+		// The waiters have their data as soon as it is loaded; the flight
+		// stays registered until the block is stored, so that a reader
+		// coming meanwhile takes the loaded data too instead of loading the
+		// block again.
+		if f.err == nil {
+			close(f.done)
+			c.store(e, b, f.data)
 		}
 		c.flightMu.Lock()
 		delete(c.flights, k)
 		c.flightMu.Unlock()
-		close(f.done)
+		if f.err != nil {
+			close(f.done)
+		}
 		return f.data, f.err
 	}
 }
@@ -232,8 +242,8 @@ func (e *entry) isPresent(b int64) bool {
 	return !e.removed && e.present.get(b)
 }
 
-// loadAndStore calls the loader for block b and stores the result.
-func (c *Cache) loadAndStore(ctx context.Context, e *entry, b int64, load Loader) ([]byte, error) {
+// loadBlock calls the loader for block b.
+func (c *Cache) loadBlock(ctx context.Context, e *entry, b int64, load Loader) ([]byte, error) {
 	off, n := b*e.bs, e.blockLen(b)
 	c.st.loaderCalls.Add(1)
 	data, err := load(ctx, off, n)
@@ -243,10 +253,8 @@ func (c *Cache) loadAndStore(ctx context.Context, e *entry, b int64, load Loader
 	if int64(len(data)) < n {
 		return nil, fmt.Errorf("%w: %q block %d: got %d of %d bytes", ErrShortLoad, e.key.Path, b, len(data), n)
 	}
-	data = data[:n]
 	c.st.bytesLoaded.Add(n)
-	c.store(e, b, data)
-	return data, nil
+	return data[:n], nil
 }
 
 // store writes block b of e to the cache if there is room; otherwise, or if
