@@ -22,14 +22,9 @@ test: build
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
 
-# Every fuzz target of every package, one after the other.
+# Every fuzz target of every package, one after the other (scripts/fuzz.sh).
 fuzz:
-	@for pkg in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go') | xargs -n1 dirname | sort -u); do \
-		for t in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
