@@ -48,33 +48,6 @@ func benchFileSize(tb testing.TB) int64 {
 	return n << shift
 }
 
-// mountdFor returns the path of the mountd binary, building it on first use
-// (the same binary needMountd builds), and skips when mounting is impossible.
-func mountdFor(tb testing.TB) string {
-	tb.Helper()
-	if os.Getuid() != 0 {
-		tb.Skip("mounting needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		tb.Skip("no /dev/fuse")
-	}
-	mountdBin.once.Do(func() {
-		dir := filepath.Dir(bin.masterd)
-		mountdBin.path = filepath.Join(dir, "mountd")
-		mountdBin.helper = filepath.Join(dir, "mount.skyfs")
-		cmd := exec.Command("go", "build", "-o", mountdBin.path, "github.com/skyfs/skyfs/cmd/mountd")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			mountdBin.err = fmt.Errorf("build mountd: %v\n%s", err, out)
-			return
-		}
-		mountdBin.err = os.Symlink("mountd", mountdBin.helper)
-	})
-	if mountdBin.err != nil {
-		tb.Fatal(mountdBin.err)
-	}
-	return mountdBin.path
-}
-
 // benchMount is one mountd process of a benchmark, serving a namespace
 // subtree with an admin port whose metrics tell how files were opened. It
 // can be stopped and started again, with a fresh cache or the same one.
@@ -97,7 +70,7 @@ type benchMount struct {
 // unmounted when the benchmark ends.
 func newBenchMount(tb testing.TB, c *cluster, path, opts string, cacheSize int64) *benchMount {
 	tb.Helper()
-	mountdFor(tb)
+	needMountd(tb)
 	dir := tb.TempDir()
 	m := &benchMount{
 		tb: tb, spec: strings.Join(c.rpcAddrs(), ",") + ":" + path,
@@ -142,7 +115,7 @@ func (m *benchMount) start(fresh bool) {
 	if m.opts != "" {
 		opts += "," + m.opts
 	}
-	cmd := exec.Command(mountdFor(m.tb), "--cache-dir", m.cacheDir, "--cache-size", strconv.FormatInt(m.cacheSize, 10),
+	cmd := exec.Command(mountdPath(m.tb), "--cache-dir", m.cacheDir, "--cache-size", strconv.FormatInt(m.cacheSize, 10),
 		"--ready-fd", "3", "-o", opts, m.spec, m.mnt)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
@@ -448,4 +421,10 @@ func benchData(size int64) []byte {
 // mbps is a rate in MB/s (10^6 bytes per second).
 func mbps(bytes int64, d time.Duration) float64 {
 	return float64(bytes) / d.Seconds() / 1e6
+}
+
+// mountdPath returns the mountd binary needMountd builds.
+func mountdPath(tb testing.TB) string {
+	p, _ := needMountd(tb)
+	return p
 }

@@ -95,7 +95,7 @@ func s3MountArgs(srv *miniotest.Server, bucket, prefix string) []string {
 //     skyfs's part size and concurrency.
 func BenchmarkMountData(b *testing.B) {
 	size := benchFileSize(b)
-	mountdFor(b)
+	needMountd(b)
 	srv := miniotest.Start(b)
 	bucket := srv.Bucket(b)
 	mc := srv.Client()
@@ -417,7 +417,7 @@ func BenchmarkMountMeta(b *testing.B) {
 			b.Fatalf("%s=%q: want a positive count", benchFilesEnv, v)
 		}
 	}
-	mountdFor(b)
+	needMountd(b)
 	srv := miniotest.Start(b)
 	bucket := srv.Bucket(b)
 	c := newCluster(b, 3)

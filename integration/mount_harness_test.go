@@ -30,7 +30,7 @@ var mountdBin struct {
 
 // needMountd skips a test that cannot mount, and returns the paths of the
 // mountd binary and of its mount.skyfs link.
-func needMountd(t *testing.T) (mountd, helper string) {
+func needMountd(t testing.TB) (mountd, helper string) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("mounting needs root")
