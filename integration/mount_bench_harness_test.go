@@ -20,6 +20,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/skyfs/skyfs/internal/bytesize"
 )
 
 // benchSizeEnv sets the size of the big file of BenchmarkMountData: bytes,
@@ -32,20 +34,11 @@ func benchFileSize(tb testing.TB) int64 {
 	if v == "" {
 		return 1 << 30
 	}
-	num, shift := v, 0
-	switch strings.ToUpper(v[len(v)-1:]) {
-	case "K":
-		num, shift = v[:len(v)-1], 10
-	case "M":
-		num, shift = v[:len(v)-1], 20
-	case "G":
-		num, shift = v[:len(v)-1], 30
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
+	n, err := bytesize.Parse(v)
 	if err != nil || n <= 0 {
 		tb.Fatalf("%s=%q: want a positive size (bytes, or with K, M or G)", benchSizeEnv, v)
 	}
-	return n << shift
+	return n
 }
 
 // benchMount is one mountd process of a benchmark, serving a namespace

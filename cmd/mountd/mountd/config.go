@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skyfs/skyfs/internal/bytesize"
 	"github.com/skyfs/skyfs/meta"
 )
 
@@ -307,34 +308,16 @@ func (c *Config) option(key, val string, hasVal bool) error {
 }
 
 // parseSize reads a size in bytes with an optional binary suffix: K, M, G
-// or T (also KiB, MB, ...: every suffix is a power of 1024).
+// or T (also KiB, MB, ...: every suffix is a power of 1024), of at least one
+// cache block.
 func parseSize(s string) (int64, error) {
-	num := strings.TrimRight(s, "KMGTkmgtiIbB")
-	suffix := strings.ToUpper(s[len(num):])
-	suffix = strings.TrimSuffix(strings.TrimSuffix(suffix, "B"), "I")
-	shift := 0
-	switch suffix {
-	case "":
-	case "K":
-		shift = 10
-	case "M":
-		shift = 20
-	case "G":
-		shift = 30
-	case "T":
-		shift = 40
-	default:
-		return 0, fmt.Errorf("%q: want a number of bytes with an optional K, M, G or T suffix", s)
-	}
-	n, err := strconv.ParseUint(num, 10, 63)
-	if err != nil {
-		return 0, fmt.Errorf("%q: want a number of bytes with an optional K, M, G or T suffix", s)
-	}
-	if n > (1<<63-1)>>shift {
+	v, err := bytesize.Parse(s)
+	switch {
+	case errors.Is(err, bytesize.ErrRange):
 		return 0, fmt.Errorf("%q is too large", s)
-	}
-	v := int64(n) << shift
-	if v < minCacheSize {
+	case err != nil:
+		return 0, fmt.Errorf("%q: %w", s, err)
+	case v < minCacheSize:
 		return 0, fmt.Errorf("%q is smaller than one cache block (4M)", s)
 	}
 	return v, nil

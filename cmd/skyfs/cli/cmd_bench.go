@@ -2,12 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/skyfs/skyfs/internal/bytesize"
 	"github.com/skyfs/skyfs/internal/fsbench"
 )
 
@@ -108,30 +108,12 @@ func runBench(ctx context.Context, r *runner, args []string) error {
 // parseSize parses a byte count with an optional K, M, G or T suffix
 // (powers of 1024; "KiB", "KB" and lower case are taken the same).
 func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n < 0 {
+	n, err := bytesize.Parse(s)
+	switch {
+	case errors.Is(err, bytesize.ErrRange):
+		return 0, fmt.Errorf("too large")
+	case err != nil:
 		return 0, fmt.Errorf("not a size")
 	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("too large")
-	}
-	return n * mult, nil
+	return n, nil
 }
