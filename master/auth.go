@@ -21,6 +21,7 @@ import (
 
 	"github.com/skyfs/skyfs/internal/secrets"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/ufs"
 )
 
 // Role is what a token allows.
@@ -123,7 +124,7 @@ func (a *Auth) AddScopedMountToken(tok []byte, paths []string) error {
 	scopes := make([]string, 0, len(paths))
 	for _, p := range paths {
 		if !path.IsAbs(p) || path.Clean(p) != p || strings.IndexByte(p, 0) >= 0 {
-			return fmt.Errorf("scope %q: want a clean absolute path", p)
+			return fmt.Errorf("scope %q is not a clean absolute path", p)
 		}
 		scopes = append(scopes, p)
 	}
@@ -137,17 +138,14 @@ func InScope(scopes []string, mountPath string) bool {
 	if scopes == nil {
 		return true
 	}
+	m := strings.TrimPrefix(mountPath, "/")
 	for _, s := range scopes {
-		if pathWithin(mountPath, s) || pathWithin(s, mountPath) {
+		s = strings.TrimPrefix(s, "/")
+		if ufs.IsWithin(m, s) || ufs.IsWithin(s, m) {
 			return true
 		}
 	}
 	return false
-}
-
-// pathWithin reports whether p is dir or below it.
-func pathWithin(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
 func clone(b []byte) []byte {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -65,6 +64,7 @@ func securityFlags(fs *flag.FlagSet, cfg *Config) {
 type scopedToken struct {
 	token []byte
 	paths []string
+	line  int
 }
 
 // readScopedTokens reads a root-only file of scoped mount tokens: one
@@ -91,14 +91,7 @@ func readScopedTokens(path string) ([]scopedToken, error) {
 			return nil, fmt.Errorf("%s line %d: the token is listed twice", path, i+1)
 		}
 		seen[string(f[0])] = true
-		st := scopedToken{token: bytes.Clone(f[0])}
-		for p := range strings.SplitSeq(string(f[1]), ",") {
-			if !filepath.IsAbs(p) || filepath.Clean(p) != p {
-				return nil, fmt.Errorf("%s line %d: %q is not a clean absolute path", path, i+1, p)
-			}
-			st.paths = append(st.paths, p)
-		}
-		out = append(out, st)
+		out = append(out, scopedToken{token: bytes.Clone(f[0]), paths: strings.Split(string(f[1]), ","), line: i + 1})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s holds no token", path)
@@ -182,9 +175,9 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 	}
 	if admin != nil || mount != nil || scoped != nil {
 		sec.auth = master.NewAuth(admin, mount, log)
-		for i, st := range scoped {
+		for _, st := range scoped {
 			if err := sec.auth.AddScopedMountToken(st.token, st.paths); err != nil {
-				return nil, badConfig("scoped mount tokens: line of token %d: %v", i+1, err)
+				return nil, badConfig("scoped mount tokens: %s line %d: %v", c.ScopedTokenFile, st.line, err)
 			}
 		}
 		sec.serverOpts = append(sec.serverOpts,
