@@ -136,6 +136,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		return ExitFailed
 	}
+	// Logged only here, once serve's deferred closes (cache indexes, client,
+	// admin server) are done: after this line mountd touches nothing.
+	logger.Info("mountd: stopped")
 	return ExitOK
 }
 
@@ -272,7 +275,6 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 	if open > 0 {
 		logger.Warn("mountd: file handles never released by the kernel", "handles", open)
 	}
-	logger.Info("mountd: stopped")
 	return nil
 }
 
