@@ -16,8 +16,10 @@
 //
 // What the cache must never do:
 //
-//   - serve bytes it has not verified. A block is checked against its CRC
-//     before it is first served, unless the cache wrote it in this run or
+//   - serve bytes it has not verified. Bytes a loader just returned (a miss,
+//     or one of the Options.HotBlocks loaded last) are served from memory.
+//     A block read from its data file is checked against its CRC before it
+//     is first served, unless the cache wrote it in this run or
 //     verified it before a clean Close, and the data file's size, mtime,
 //     ctime and inode have not moved since (the stat is recorded at each
 //     verification and after each of the cache's own writes, and compared on
@@ -68,6 +70,7 @@
 //	entry.mu       the entry's block state, data file and stat
 //	Cache.lruMu    the block LRU and the open-file list (leaf)
 //	Cache.flightMu the in-flight loads (leaf)
+//	hotBlocks.mu   the blocks loaded last (leaf)
 //
 // Two entry.mu are never held at once except through TryLock.
 package cache
@@ -91,8 +94,8 @@ const DefaultBlockSize = 4 << 20
 
 // Defaults for the other Options fields.
 const (
-	DefaultReadAheadBlocks    = 8
-	DefaultMaxBackgroundLoads = 8
+	DefaultReadAheadBlocks    = 16
+	DefaultMaxBackgroundLoads = 16
 	DefaultMaxOpenFiles       = 256
 )
 
@@ -144,13 +147,19 @@ type Options struct {
 	// MaxOpenFiles bounds the data files the cache keeps open (files handed
 	// out by OpenComplete are not counted).
 	MaxOpenFiles int
+	// HotBlocks is how many of the blocks loaded last stay in memory, so that
+	// the reads they were loaded for copy them from there instead of reading
+	// back what was just stored. Zero is ReadAheadBlocks+4; negative keeps
+	// none. Memory: HotBlocks × BlockSize at most.
+	HotBlocks int
 }
 
 // Stats are cumulative counters since Open, plus the current usage.
 type Stats struct {
 	Hits           uint64 // block reads served from the cache
+	HotHits        uint64 // of Hits, those served from the blocks loaded last (HotBlocks)
 	Misses         uint64 // block reads that needed a loader
-	BytesFromCache int64  // bytes returned from cache files
+	BytesFromCache int64  // bytes returned from the cache (files and hot blocks)
 	BytesLoaded    int64  // bytes returned by loaders, read-ahead included
 	LoaderCalls    uint64 // loader invocations
 	ReadAheads     uint64 // background block loads started
@@ -164,7 +173,8 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, misses, loaderCalls, readAheads   atomic.Uint64
+	hits, hotHits, misses, loaderCalls      atomic.Uint64
+	readAheads                              atomic.Uint64
 	evictions, corrupt, bypasses, passthrus atomic.Uint64
 	bytesFromCache, bytesLoaded             atomic.Int64
 }
@@ -204,6 +214,7 @@ type Cache struct {
 	bgCancel context.CancelFunc
 	bgSem    chan struct{}
 
+	hot  hotBlocks
 	bufs sync.Pool // *[]byte of BlockSize
 	st   counters
 
@@ -230,6 +241,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if opts.MaxOpenFiles <= 0 {
 		opts.MaxOpenFiles = DefaultMaxOpenFiles
 	}
+	if opts.HotBlocks == 0 {
+		opts.HotBlocks = max(0, opts.ReadAheadBlocks) + 4
+	}
 	if opts.Capacity <= 0 {
 		return nil, fmt.Errorf("%w: capacity %d", ErrInvalidOptions, opts.Capacity)
 	}
@@ -254,6 +268,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	c.lru.init()
 	c.openFiles.init()
+	c.hot.init(opts.HotBlocks)
 	bs := opts.BlockSize
 	c.bufs.New = func() any { b := make([]byte, bs); return &b }
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
@@ -332,6 +347,7 @@ func (c *Cache) Stats() Stats {
 	c.mu.Unlock()
 	return Stats{
 		Hits:           c.st.hits.Load(),
+		HotHits:        c.st.hotHits.Load(),
 		Misses:         c.st.misses.Load(),
 		BytesFromCache: c.st.bytesFromCache.Load(),
 		BytesLoaded:    c.st.bytesLoaded.Load(),

@@ -30,6 +30,9 @@ type entry struct {
 	// writers counts stores in progress; an entry emptied by eviction is not
 	// removed under them.
 	writers atomic.Int32
+	// gone mirrors removed for readers that must not wait for mu, which a
+	// store holds while it writes a block.
+	gone atomic.Bool
 
 	// Guarded by mu.
 	mu        sync.RWMutex
@@ -202,6 +205,7 @@ func (c *Cache) dropBlockLocked(e *entry, b int64) {
 	}
 	e.present.clear(b)
 	e.verified.clear(b)
+	c.hot.drop(e, b) // a block is hot only while it is stored or on its way
 	e.crc[b] = 0
 	e.count--
 	e.gen++
@@ -229,6 +233,8 @@ func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) {
 		delete(c.entries, e.id)
 	}
 	e.removed = true
+	e.gone.Store(true)
+	c.hot.forget(e)
 	c.lruMu.Lock()
 	for b, el := range e.nodes {
 		if el != nil {

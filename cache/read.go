@@ -57,7 +57,11 @@ func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, lo
 // readBlock fills dst with the bytes at bOff of block b.
 func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader) error {
 	for attempt := 0; ; attempt++ {
-		if c.readCached(e, b, bOff, dst) {
+		hot := c.hot.read(e, b, bOff, dst)
+		if hot || c.readCached(e, b, bOff, dst) {
+			if hot {
+				c.st.hotHits.Add(1)
+			}
 			c.st.hits.Add(1)
 			c.st.bytesFromCache.Add(int64(len(dst)))
 			return nil
@@ -212,6 +216,7 @@ func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force
 		// coming meanwhile takes the loaded data too instead of loading the
 		// block again.
 		if f.err == nil {
+			c.hot.put(e, b, f.data)
 			close(f.done)
 			c.store(e, b, f.data)
 		}

@@ -85,7 +85,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // background slots are full).
 func (c *Cache) readAhead(e *entry, from, to int64, load Loader) int64 {
 	for b := from; b < to; b++ {
-		if e.isPresent(b) || c.inFlight(e, b) {
+		if c.inFlight(e, b) || e.maybePresent(b) {
 			continue
 		}
 		select {
@@ -111,8 +111,14 @@ func (c *Cache) readAhead(e *entry, from, to int64, load Loader) int64 {
 	return to
 }
 
-func (e *entry) isRemoved() bool {
-	e.mu.RLock()
+func (e *entry) isRemoved() bool { return e.gone.Load() }
+
+// maybePresent is isPresent without waiting: while a store holds the entry
+// it answers false, and the background load finds out.
+func (e *entry) maybePresent(b int64) bool {
+	if !e.mu.TryRLock() {
+		return false
+	}
 	defer e.mu.RUnlock()
-	return e.removed
+	return !e.removed && e.present.get(b)
 }

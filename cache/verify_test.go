@@ -11,7 +11,7 @@ import (
 // the right bytes are returned.
 func TestCorruptBlockReadAt(t *testing.T) {
 	dir := t.TempDir()
-	c := openCache(t, dir, Options{})
+	c := openCache(t, dir, Options{HotBlocks: -1}) // every read from the data file
 	defer closeCache(t, c)
 	size := int64(4 * testBS)
 	src := newSource(30, int(size))

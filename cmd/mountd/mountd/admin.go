@@ -146,6 +146,7 @@ func desc(sub, name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	descHits       = desc("cache", "hits_total", "Block reads served from the cache.")
+	descHotHits    = desc("cache", "hot_hits_total", "Of the hits, block reads served from the blocks loaded last, in memory.")
 	descMisses     = desc("cache", "misses_total", "Block reads that had to load the block.")
 	descReadBytes  = desc("cache", "read_bytes_total", "Bytes returned by the cache, by source: cache files or UFS loads (read-ahead included).", "source")
 	descLoads      = desc("cache", "loads_total", "Block loads from the UFS.")
@@ -174,7 +175,7 @@ type cacheCollector struct {
 }
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descReadBytes, descLoads, descReadAheads, descEvictions,
+	for _, d := range []*prometheus.Desc{descHits, descHotHits, descMisses, descReadBytes, descLoads, descReadAheads, descEvictions,
 		descCorrupt, descBypasses, descUsed, descCapacity, descEntries, descBlocks, descBlockSize} {
 		ch <- d
 	}
@@ -189,6 +190,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
 	counter(descHits, float64(st.Hits))
+	counter(descHotHits, float64(st.HotHits))
 	counter(descMisses, float64(st.Misses))
 	counter(descReadBytes, float64(st.BytesFromCache), "cache")
 	counter(descReadBytes, float64(st.BytesLoaded), "ufs")
