@@ -103,7 +103,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EROFS
 	}
 	c, _ := n.owner(ctx)
-	a, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
+	a, loc, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
 	if isErrno(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
 		// Created by someone else since the kernel's lookup: open it, as
 		// open(2) without O_EXCL does.
@@ -117,7 +117,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if !ok {
 		return nil, nil, 0, syscall.EIO
 	}
-	h, fuseFlags, errno := cn.openWriter(ctx, flags, true)
+	h, fuseFlags, errno := cn.openWriter(ctx, flags, true, loc)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}

@@ -215,7 +215,20 @@ func (f *fakeNS) Mkdir(ctx context.Context, parent meta.Ino, name string, mode u
 	return a, nil
 }
 
-func (f *fakeNS) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error) {
+// Create answers where the file lives, as the master does.
+func (f *fakeNS) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, *Location, error) {
+	a, err := f.create(parent, name, mode, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	loc, err := f.Location(ctx, a.Ino)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, &loc, nil
+}
+
+func (f *fakeNS) create(parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, _, err := f.where(parent, name, true); err != nil {

@@ -113,7 +113,7 @@ func handleOf(f gofs.FileHandle) (*fileHandle, bool) {
 // master (close-to-open consistency).
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
-		return n.openWriter(ctx, flags, false)
+		return n.openWriter(ctx, flags, false, nil)
 	}
 	a, err := n.m.ns.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -187,8 +187,9 @@ func (n *Node) beginOpen(h *fileHandle, c content) uint32 {
 }
 
 // openWriter opens n for writing. created says n was just created by this
-// handle's Create.
-func (n *Node) openWriter(ctx context.Context, flags uint32, created bool) (gofs.FileHandle, uint32, syscall.Errno) {
+// handle's Create; loc, when not nil, is where the namespace said then that
+// the file lives.
+func (n *Node) openWriter(ctx context.Context, flags uint32, created bool, loc *Location) (gofs.FileHandle, uint32, syscall.Errno) {
 	if n.m.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
@@ -208,14 +209,17 @@ func (n *Node) openWriter(ctx context.Context, flags uint32, created bool) (gofs
 	if a.Type != meta.TypeRegular {
 		return nil, 0, syscall.EISDIR
 	}
-	loc, err := n.location(ctx)
-	if err != nil {
-		return nil, 0, toErrno(err)
+	if loc == nil {
+		l, err := n.location(ctx)
+		if err != nil {
+			return nil, 0, toErrno(err)
+		}
+		loc = &l
 	}
 	if loc.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	c := contentOf(loc, a)
+	c := contentOf(*loc, a)
 	h := &fileHandle{n: n, flags: flags, c: c}
 	n.m.handles.Add(1)
 	h.ws = n.acquireWriteState(c, created)

@@ -38,8 +38,10 @@ type Namespace interface {
 	// Mkdir creates a directory owned by c.
 	Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error)
 	// Create creates an empty regular file owned by c. Its UFS object is
-	// written by fusefs when the file is first closed.
-	Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error)
+	// written by fusefs when the file is first closed. The Location is where
+	// the file lives, when the namespace knows it without asking (nil: fusefs
+	// calls Location).
+	Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, *Location, error)
 	// Symlink creates a symbolic link owned by c.
 	Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (*meta.Attr, error)
 	// Link makes newName in newParent another name of ino.

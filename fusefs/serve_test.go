@@ -40,7 +40,7 @@ func TestSubtreeRoot(t *testing.T) {
 	if _, err := ns.Mkdir(ctx, meta.RootIno, "outside", 0o755, Caller{}); err != nil {
 		t.Fatal(err)
 	}
-	file, err := ns.Create(ctx, meta.RootIno, "file", 0o644, Caller{})
+	file, _, err := ns.Create(ctx, meta.RootIno, "file", 0o644, Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.Entry
 	if err := n.s.preloadParent(ctx, ref); err != nil {
 		return n.s.entryResponse(meta.Result{}, err)
 	}
-	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+	resp, err := n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
 			return err
@@ -70,6 +70,25 @@ func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.Entry
 		e.Op = &metapb.Entry_CreateFile{CreateFile: op}
 		return nil
 	}))
+	if err == nil && resp.Errno == 0 && resp.Ino != 0 {
+		resp.Location = n.s.locationOf(resp.Ino)
+	}
+	return resp, err
+}
+
+// locationOf answers Locate for ino from this node's state, without a read
+// barrier: for the inode a mutation just created here. nil when it is gone.
+func (s *Server) locationOf(ino uint64) *pb.LocateResponse {
+	var loc *pb.LocateResponse
+	_ = s.j.View(func(tx meta.Txn) error {
+		mt, rel, err := meta.MountOf(tx, ino)
+		if err != nil {
+			return err
+		}
+		loc = locateResponse(mt, rel)
+		return nil
+	})
+	return loc
 }
 
 // Symlink creates a symbolic link.

@@ -233,9 +233,16 @@ func (n *nsServer) Locate(ctx context.Context, req *pb.LocateRequest) (*pb.Locat
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.LocateResponse{Errno: en, Message: msg, UfsPath: rel}
+	resp := locateResponse(mt, rel)
+	resp.Errno, resp.Message = en, msg
+	return resp, nil
+}
+
+// locateResponse says that a file lives at rel in mount mt (nil: in none).
+func locateResponse(mt *meta.Mount, rel string) *pb.LocateResponse {
+	resp := &pb.LocateResponse{UfsPath: rel}
 	if mt != nil {
 		resp.MountId, resp.ReadOnly = mt.ID, mt.ReadOnly
 	}
-	return resp, nil
+	return resp
 }

@@ -169,6 +169,12 @@ func TestUFSSideEffects(t *testing.T) {
 	if !cr.Attr.Pending || exists(filepath.Join(dir, "new/p")) {
 		t.Errorf("create: pending=%v, object exists=%v", cr.Attr.Pending, exists(filepath.Join(dir, "new/p")))
 	}
+	// The answer says where the file lives, as Locate does.
+	loc, err := e.ns.Locate(ctx, &pb.LocateRequest{Ino: cr.Ino})
+	mustOK(t, "locate", loc.GetErrno(), loc.GetMessage(), err)
+	if cr.Location == nil || cr.Location.UfsPath != "new/p" || cr.Location.MountId != loc.MountId || cr.Location.MountId == 0 {
+		t.Errorf("create answered location %v; Locate answers %v", cr.Location, loc)
+	}
 	// A pending file has no object: unlink only drops the name.
 	un, err := e.ns.Unlink(ctx, &pb.UnlinkRequest{Request: e.req(), Path: "/w/new/p"})
 	mustOK(t, "unlink pending", un.GetErrno(), un.GetMessage(), err)

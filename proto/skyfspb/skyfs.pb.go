@@ -1377,7 +1377,10 @@ type EntryResponse struct {
 	// gone.
 	Replayed bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	// The inode created or changed (also when attr is absent).
-	Ino           uint64 `protobuf:"varint,5,opt,name=ino,proto3" json:"ino,omitempty"`
+	Ino uint64 `protobuf:"varint,5,opt,name=ino,proto3" json:"ino,omitempty"`
+	// Create only: where the new file lives, as Locate would answer, so that
+	// the caller opening it for writing needs no second call.
+	Location      *LocateResponse `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1445,6 +1448,13 @@ func (x *EntryResponse) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *EntryResponse) GetLocation() *LocateResponse {
+	if x != nil {
+		return x.Location
+	}
+	return nil
 }
 
 // CompleteFileRequest records the outcome of a file's upload.
@@ -4405,13 +4415,14 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\n" +
 	"new_parent\x18\x04 \x01(\x04R\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x05 \x01(\fR\anewName\x12\x19\n" +
-	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\x91\x01\n" +
+	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\xc7\x01\n" +
 	"\rEntryResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\"\n" +
 	"\x04attr\x18\x03 \x01(\v2\x0e.skyfs.v1.AttrR\x04attr\x12\x1a\n" +
 	"\breplayed\x18\x04 \x01(\bR\breplayed\x12\x10\n" +
-	"\x03ino\x18\x05 \x01(\x04R\x03ino\"\xae\x01\n" +
+	"\x03ino\x18\x05 \x01(\x04R\x03ino\x124\n" +
+	"\blocation\x18\x06 \x01(\v2\x18.skyfs.v1.LocateResponseR\blocation\"\xae\x01\n" +
 	"\x13CompleteFileRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -4766,92 +4777,93 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	2,  // 13: skyfs.v1.SymlinkRequest.caller:type_name -> skyfs.v1.Caller
 	1,  // 14: skyfs.v1.LinkRequest.request:type_name -> skyfs.v1.RequestID
 	5,  // 15: skyfs.v1.EntryResponse.attr:type_name -> skyfs.v1.Attr
-	1,  // 16: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 17: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 18: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 19: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 20: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 21: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 22: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 23: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 24: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	64, // 25: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
-	1,  // 26: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
-	2,  // 27: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	65, // 28: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	40, // 29: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
-	1,  // 30: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	40, // 31: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	40, // 32: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	40, // 33: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	53, // 34: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 35: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 36: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 37: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 38: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 39: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 40: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	20, // 41: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 42: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 43: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	21, // 44: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	22, // 45: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	24, // 46: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	26, // 47: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	27, // 48: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	29, // 49: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	31, // 50: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	34, // 51: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	32, // 52: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	36, // 53: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	38, // 54: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	41, // 55: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	43, // 56: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	45, // 57: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	47, // 58: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	51, // 59: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	49, // 60: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	54, // 61: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	56, // 62: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	58, // 63: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	60, // 64: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	62, // 65: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 66: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 67: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 68: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 69: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 70: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 71: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 72: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 73: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 74: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 75: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 76: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 77: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 78: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 79: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 80: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 81: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 82: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 83: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 84: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	39, // 85: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	42, // 86: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	44, // 87: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	46, // 88: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	48, // 89: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	52, // 90: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	50, // 91: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	55, // 92: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	57, // 93: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	59, // 94: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	61, // 95: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	63, // 96: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	66, // [66:97] is the sub-list for method output_type
-	35, // [35:66] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	39, // 16: skyfs.v1.EntryResponse.location:type_name -> skyfs.v1.LocateResponse
+	1,  // 17: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 18: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 19: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 20: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 21: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 22: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 23: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 24: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 25: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
+	64, // 26: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	1,  // 27: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 28: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
+	65, // 29: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	40, // 30: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	1,  // 31: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
+	40, // 32: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	40, // 33: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	40, // 34: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	53, // 35: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 36: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 37: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 38: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 39: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 40: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 41: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	20, // 42: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 43: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 44: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	21, // 45: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	22, // 46: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	24, // 47: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	26, // 48: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	27, // 49: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	29, // 50: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	31, // 51: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	34, // 52: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	32, // 53: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	36, // 54: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	38, // 55: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 56: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	43, // 57: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	45, // 58: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	47, // 59: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	51, // 60: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	49, // 61: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	54, // 62: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	56, // 63: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	58, // 64: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	60, // 65: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	62, // 66: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 67: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 68: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 69: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 70: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	19, // 71: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	19, // 72: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	19, // 73: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	19, // 74: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	19, // 75: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	23, // 76: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	23, // 77: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	25, // 78: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	19, // 79: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	28, // 80: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	30, // 81: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	33, // 82: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	35, // 83: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	33, // 84: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	37, // 85: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	39, // 86: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	42, // 87: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	44, // 88: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	46, // 89: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	48, // 90: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	52, // 91: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	50, // 92: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	55, // 93: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	57, // 94: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	59, // 95: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	61, // 96: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	63, // 97: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	67, // [67:98] is the sub-list for method output_type
+	36, // [36:67] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }

@@ -158,10 +158,22 @@ func (n *namespace) Mkdir(ctx context.Context, parent meta.Ino, name string, mod
 	return n.entryAttr(ctx, resp, err)
 }
 
-// Create implements fusefs.Namespace.
-func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, error) {
+// Create implements fusefs.Namespace. The master answers where the file
+// lives too; without that answer (an older master) fusefs asks Location.
+func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, *fusefs.Location, error) {
 	resp, err := n.c.Create(ctx, &pb.CreateRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode})
-	return n.entryAttr(ctx, resp, err)
+	a, err := n.entryAttr(ctx, resp, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.Location == nil || resp.Location.Errno != 0 {
+		return a, nil, nil
+	}
+	loc, err := n.location(ctx, resp.Location)
+	if err != nil {
+		return a, nil, nil // Location will try again, and report
+	}
+	return a, &loc, nil
 }
 
 // Symlink implements fusefs.Namespace.
@@ -267,6 +279,11 @@ func (n *namespace) Location(ctx context.Context, ino meta.Ino) (fusefs.Location
 	if err != nil {
 		return fusefs.Location{}, err
 	}
+	return n.location(ctx, loc)
+}
+
+// location turns the master's answer to Locate into a fusefs.Location.
+func (n *namespace) location(ctx context.Context, loc *pb.LocateResponse) (fusefs.Location, error) {
 	m, err := n.mount(ctx, loc.MountId)
 	if err != nil {
 		return fusefs.Location{}, err
