@@ -1,7 +1,8 @@
 package fusefs
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
@@ -22,12 +23,7 @@ var posixSkips = map[string]string{
 // TestPosix runs go-fuse's POSIX conformance table against a skyfs mount,
 // one fresh mount per case.
 func TestPosix(t *testing.T) {
-	names := make([]string, 0, len(posixtest.All))
-	for name := range posixtest.All {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(posixtest.All)) {
 		t.Run(name, func(t *testing.T) {
 			if why, ok := posixSkips[name]; ok {
 				t.Skip(why)

@@ -79,6 +79,14 @@ func newBenchMount(tb testing.TB, c *cluster, path, opts string, cacheSize int64
 	return m
 }
 
+// ensureStarted starts mountd with a fresh cache unless it runs.
+func (m *benchMount) ensureStarted() {
+	m.tb.Helper()
+	if m.cmd == nil {
+		m.start(true)
+	}
+}
+
 // start runs mountd and waits until the mount is ready. fresh gives it a new,
 // empty cache directory (the old one is removed); otherwise it keeps the
 // cache of the previous run.
@@ -94,39 +102,14 @@ func (m *benchMount) start(fresh bool) {
 		m.cacheDir = filepath.Join(m.dir, fmt.Sprintf("cache%d", m.gen))
 	}
 	m.admin = freeAddrs(m.tb, 1)[0]
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		m.tb.Fatal(err)
-	}
-	defer pr.Close()
-	logf, err := os.OpenFile(filepath.Join(m.dir, "mountd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		pw.Close()
-		m.tb.Fatal(err)
-	}
 	opts := "admin_addr=" + m.admin
 	if m.opts != "" {
 		opts += "," + m.opts
 	}
-	cmd := exec.Command(mountdPath(m.tb), "--cache-dir", m.cacheDir, "--cache-size", strconv.FormatInt(m.cacheSize, 10),
-		"--ready-fd", "3", "-o", opts, m.spec, m.mnt)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{pw}
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		logf.Close()
-		m.tb.Fatal(err)
-	}
-	pw.Close()
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	m.cmd, m.exited = cmd, exited
-	line, _ := bufio.NewReader(pr).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
+	var line string
+	m.cmd, m.exited, line = runMountd(m.tb, filepath.Join(m.dir, "mountd.log"),
+		"--cache-dir", m.cacheDir, "--cache-size", strconv.FormatInt(m.cacheSize, 10), "-o", opts, m.spec, m.mnt)
+	if line != "ready" {
 		m.tb.Fatalf("mountd did not get ready: %q\n%s", line, m.log())
 	}
 }
@@ -166,21 +149,11 @@ func (m *benchMount) log() string {
 // passthroughOpens returns skyfs_fuse_passthrough_opens_total from the
 // admin port, or -1 when it cannot be read.
 func (m *benchMount) passthroughOpens() float64 {
-	resp, err := http.Get("http://" + m.admin + "/metrics")
+	v, err := scrapeSum(m.admin, "skyfs_fuse_passthrough_opens_total")
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "skyfs_fuse_passthrough_opens_total" {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return -1
+	return v
 }
 
 // profile starts a CPU profile of mountd for d (at least a second), written
@@ -414,10 +387,4 @@ func benchData(size int64) []byte {
 // mbps is a rate in MB/s (10^6 bytes per second).
 func mbps(bytes int64, d time.Duration) float64 {
 	return float64(bytes) / d.Seconds() / 1e6
-}
-
-// mountdPath returns the mountd binary needMountd builds.
-func mountdPath(tb testing.TB) string {
-	p, _ := needMountd(tb)
-	return p
 }

@@ -164,9 +164,7 @@ func BenchmarkMountData(b *testing.B) {
 	})
 
 	b.Run("seq-read-warm", func(b *testing.B) {
-		if m.cmd == nil {
-			m.start(true)
-		}
+		m.ensureStarted()
 		warmCache(b, m, big, size)
 		b.Run("passthrough", func(b *testing.B) {
 			for _, drop := range []bool{false, true} {
@@ -195,9 +193,7 @@ func BenchmarkMountData(b *testing.B) {
 							})
 					}
 					p, s := mbps(size, median(base)), mbps(size, median(sky))
-					b.ReportMetric(s, "MB/s")
-					b.ReportMetric(p, "plain-MB/s")
-					b.ReportMetric(s/p, "x-plain")
+					reportAgainst(b, "MB/s", s, "plain", p)
 					b.ReportMetric((m.passthroughOpens()-pt0)/float64(len(sky)), "passthrough-opens/op")
 				})
 			}
@@ -215,17 +211,13 @@ func BenchmarkMountData(b *testing.B) {
 					func() { sky = append(sky, readSeq(b, big, size, true)) })
 			}
 			l, s := mbps(size, median(lb)), mbps(size, median(sky))
-			b.ReportMetric(s, "MB/s")
-			b.ReportMetric(l, "loopback-fuse-MB/s")
-			b.ReportMetric(s/l, "x-loopback-fuse")
+			reportAgainst(b, "MB/s", s, "loopback-fuse", l)
 			b.ReportMetric((m.passthroughOpens()-pt0)/float64(len(sky)), "passthrough-opens/op")
 		})
 	})
 
 	b.Run("rand-read-4k", func(b *testing.B) {
-		if m.cmd == nil {
-			m.start(true)
-		}
+		m.ensureStarted()
 		warmCache(b, m, big, size)
 		n := int(min(size/4096, 20000))
 		for _, mode := range []string{"passthrough", "fuse"} {
@@ -245,18 +237,14 @@ func BenchmarkMountData(b *testing.B) {
 						func() { sky = append(sky, readRandom4K(b, big, size, n, seed)) })
 				}
 				l, s := float64(n)/median(lb).Seconds(), float64(n)/median(sky).Seconds()
-				b.ReportMetric(s, "ops/s")
-				b.ReportMetric(l, "loopback-fuse-ops/s")
-				b.ReportMetric(s/l, "x-loopback-fuse")
+				reportAgainst(b, "ops/s", s, "loopback-fuse", l)
 				b.ReportMetric((m.passthroughOpens()-pt0)/float64(len(sky)), "passthrough-opens/op")
 			})
 		}
 	})
 
 	b.Run("seq-write", func(b *testing.B) {
-		if m.cmd == nil {
-			m.start(true)
-		}
+		m.ensureStarted()
 		var base, sky []time.Duration
 		for i := 0; b.Loop(); i++ {
 			interleave(i,
@@ -286,9 +274,7 @@ func BenchmarkMountData(b *testing.B) {
 				})
 		}
 		p, s := mbps(size, median(base)), mbps(size, median(sky))
-		b.ReportMetric(s, "MB/s")
-		b.ReportMetric(p, "put-MB/s")
-		b.ReportMetric(s/p, "x-put")
+		reportAgainst(b, "MB/s", s, "put", p)
 	})
 }
 
@@ -579,4 +565,12 @@ func medianFloat(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// reportAgainst reports skyfs's figure in unit, the baseline's (as
+// base-unit) and their ratio (x-base).
+func reportAgainst(b *testing.B, unit string, sky float64, base string, baseline float64) {
+	b.ReportMetric(sky, unit)
+	b.ReportMetric(baseline, base+"-"+unit)
+	b.ReportMetric(sky/baseline, "x-"+base)
 }

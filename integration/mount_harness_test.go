@@ -132,27 +132,40 @@ func newHost(t *testing.T, c *cluster, name, path, opts string) *host {
 // ready.
 func (h *host) start() {
 	h.t.Helper()
-	mountd, _ := needMountd(h.t)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer pr.Close()
-	logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	args := []string{"--cache-dir", h.cacheDir, "--cache-size", "256M", "--ready-fd", "3"}
+	args := []string{"--cache-dir", h.cacheDir, "--cache-size", "256M"}
 	if h.opts != "" {
 		args = append(args, "-o", h.opts)
 	}
-	cmd := exec.Command(mountd, append(args, h.spec, h.mnt)...)
+	var line string
+	h.cmd, h.exited, line = runMountd(h.t, h.logPath, append(args, h.spec, h.mnt)...)
+	if line != "ready" {
+		h.t.Fatalf("%s: mountd did not get ready: %q\n%s", h.name, line, h.log())
+	}
+}
+
+// runMountd starts mountd with args and --ready-fd, its output appended to
+// logPath, and returns the process, a channel closed when it has exited, and
+// the first line it wrote to the ready pipe ("ready" once the mount is up).
+func runMountd(tb testing.TB, logPath string, args ...string) (*exec.Cmd, chan struct{}, string) {
+	tb.Helper()
+	mountd, _ := needMountd(tb)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pr.Close()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		pw.Close()
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(mountd, append([]string{"--ready-fd", "3"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
 	if err := cmd.Start(); err != nil {
 		pw.Close()
 		logf.Close()
-		h.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	pw.Close()
 	exited := make(chan struct{})
@@ -161,11 +174,8 @@ func (h *host) start() {
 		logf.Close()
 		close(exited)
 	}()
-	h.cmd, h.exited = cmd, exited
 	line, _ := bufio.NewReader(pr).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		h.t.Fatalf("%s: mountd did not get ready: %q\n%s", h.name, line, h.log())
-	}
+	return cmd, exited, strings.TrimSpace(line)
 }
 
 // path returns name under the mount point.

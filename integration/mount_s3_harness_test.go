@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sys/unix"
+
+	"github.com/skyfs/skyfs/internal/metrics"
 )
 
 // s3Env is a three-master cluster with a MinIO server and one bucket whose
@@ -101,38 +101,36 @@ func newAdminHost(t *testing.T, c *cluster, name, path, opts string) *adminHost 
 // serves (all label sets), or 0 if it has none.
 func (h *adminHost) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + h.admin + "/metrics")
+	v, err := scrapeSum(h.admin, name)
 	if err != nil {
 		t.Fatalf("%s: metrics: %v", h.name, err)
 	}
+	return v
+}
+
+// scrapeSum reads the /metrics page at admin and returns the sum of the
+// series of the metric name (whatever their labels).
+func scrapeSum(admin, name string) (float64, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: metrics: %s", h.name, resp.Status)
+		return 0, errors.New(resp.Status)
+	}
+	samples, err := metrics.ParseText(resp.Body)
+	if err != nil {
+		return 0, err
 	}
 	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
+	for series, v := range samples {
+		if series == name || strings.HasPrefix(series, name+"{") {
+			sum += v
 		}
-		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			t.Fatalf("%s: metric line %q: %v", h.name, line, err)
-		}
-		sum += v
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: metrics: %v", h.name, err)
-	}
-	return sum
+	return sum, nil
 }
 
 // allocatedBytes returns the disk space allocated to dir and everything

@@ -3,10 +3,11 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,12 +71,7 @@ func testPosixOverS3(t *testing.T, e *s3Env) {
 	e.mount(t, "/posix", "posix")
 	h := newHost(t, e.c, "P", "/posix", "")
 	h.start()
-	names := make([]string, 0, len(posixtest.All))
-	for name := range posixtest.All {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(posixtest.All)) {
 		t.Run(name, func(t *testing.T) {
 			dir := h.path(name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
@@ -253,16 +249,23 @@ func testFlippedByte(t *testing.T, e *s3Env) {
 	dataFile := cacheDataFile(t, h.host, int64(len(data)))
 	wantPassthrough := passthroughKernel(t)
 
+	// readWhole reads the file through a new open, checks the bytes, and
+	// returns the passthrough opens before and after.
+	readWhole := func(what string) (before, after float64) {
+		t.Helper()
+		before = h.metric(t, "skyfs_fuse_passthrough_opens_total")
+		got, err := readUncached(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameBytes(got, data); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return before, h.metric(t, "skyfs_fuse_passthrough_opens_total")
+	}
+
 	// The whole, verified file is opened with passthrough.
-	pt := h.metric(t, "skyfs_fuse_passthrough_opens_total")
-	got, err = readUncached(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sameBytes(got, data); err != nil {
-		t.Fatalf("read of the cached file: %v", err)
-	}
-	if n := h.metric(t, "skyfs_fuse_passthrough_opens_total"); wantPassthrough && n <= pt {
+	if pt, n := readWhole("read of the cached file"); wantPassthrough && n <= pt {
 		t.Fatalf("a wholly cached file was not opened with passthrough (passthrough opens %v, were %v)", n, pt)
 	}
 
@@ -347,15 +350,7 @@ func testFlippedByte(t *testing.T, e *s3Env) {
 		}
 	}
 	// Repaired: whole and verified again, so passthrough again.
-	pt = h.metric(t, "skyfs_fuse_passthrough_opens_total")
-	got, err = readUncached(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sameBytes(got, data); err != nil {
-		t.Fatalf("read after the repairs: %v", err)
-	}
-	if n := h.metric(t, "skyfs_fuse_passthrough_opens_total"); wantPassthrough && n <= pt {
+	if pt, n := readWhole("read after the repairs"); wantPassthrough && n <= pt {
 		t.Errorf("the repaired file was not opened with passthrough (passthrough opens %v, were %v)", n, pt)
 	}
 	h.umount()

@@ -1,10 +1,11 @@
 // Package bytesize parses byte counts written for people: "4096", "8M",
 // "20G", "2GiB", "512KB". Every suffix is a power of 1024, in either case,
-// with an optional "i" and "B" after it.
+// with an optional "i" and "B" after it. Format writes them back for people.
 package bytesize
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -49,4 +50,18 @@ func Parse(s string) (int64, error) {
 		return 0, ErrRange
 	}
 	return int64(n) << shift, nil
+}
+
+// Format renders n in binary units: 512 B, 1.5 KiB, 3.0 GiB.
+func Format(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/skyfs/skyfs/internal/bytesize"
+	"github.com/skyfs/skyfs/internal/metrics"
 )
 
 var cacheStatsCmd = &command{
@@ -75,7 +77,7 @@ func runCacheStats(ctx context.Context, r *runner, args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("cache stats: %s: %s", url, resp.Status)
 	}
-	samples, err := parseMetrics(resp.Body)
+	samples, err := metrics.ParseText(resp.Body)
 	if err != nil {
 		return fmt.Errorf("cache stats: %s: %w", url, err)
 	}
@@ -145,17 +147,17 @@ func printCacheStats(w io.Writer, st cacheStatsJSON) error {
 	}
 	blockSize := "-"
 	if st.BlockSize != nil {
-		blockSize = humanBytes(*st.BlockSize)
+		blockSize = bytesize.Format(*st.BlockSize)
 	}
 	rows := [][2]string{
-		{"capacity", fmt.Sprintf("%s (%d bytes)", humanBytes(st.CapacityBytes), st.CapacityBytes)},
-		{"used", fmt.Sprintf("%s (%d bytes, %s of capacity)", humanBytes(st.UsedBytes), st.UsedBytes, pct(st.UsedBytes, st.CapacityBytes))},
+		{"capacity", fmt.Sprintf("%s (%d bytes)", bytesize.Format(st.CapacityBytes), st.CapacityBytes)},
+		{"used", fmt.Sprintf("%s (%d bytes, %s of capacity)", bytesize.Format(st.UsedBytes), st.UsedBytes, pct(st.UsedBytes, st.CapacityBytes))},
 		{"files", strconv.FormatInt(st.Files, 10)},
 		{"blocks", num(st.Blocks) + " of " + blockSize},
 		{"hits", fmt.Sprintf("%d (%s of block reads)", st.Hits, pct(st.Hits, st.Hits+st.Misses))},
 		{"misses", strconv.FormatInt(st.Misses, 10)},
-		{"bytes from cache", fmt.Sprintf("%s (%d bytes)", humanBytes(st.BytesFromCache), st.BytesFromCache)},
-		{"bytes from UFS", fmt.Sprintf("%s (%d bytes)", humanBytes(st.BytesFromUFS), st.BytesFromUFS)},
+		{"bytes from cache", fmt.Sprintf("%s (%d bytes)", bytesize.Format(st.BytesFromCache), st.BytesFromCache)},
+		{"bytes from UFS", fmt.Sprintf("%s (%d bytes)", bytesize.Format(st.BytesFromUFS), st.BytesFromUFS)},
 		{"UFS loads", fmt.Sprintf("%d (%d read-ahead)", st.Loads, st.ReadAheads)},
 		{"evictions", strconv.FormatInt(st.Evictions, 10)},
 		{"corrupt blocks", strconv.FormatInt(st.CorruptBlocks, 10)},
@@ -165,38 +167,4 @@ func printCacheStats(w io.Writer, st cacheStatsJSON) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
 	return tw.Flush()
-}
-
-// parseMetrics reads the Prometheus text format into a map from
-// name{labels} (labels as exported, in their order) to value. Comments,
-// histograms' series and timestamps are accepted; values must be numbers.
-func parseMetrics(r io.Reader) (map[string]float64, error) {
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		series, rest := line, ""
-		if i := strings.LastIndexByte(line, '}'); i >= 0 {
-			series, rest = line[:i+1], line[i+1:]
-		} else if i := strings.IndexAny(line, " \t"); i >= 0 {
-			series, rest = line[:i], line[i:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			return nil, fmt.Errorf("metrics line %d: no value", n)
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %d: bad value %q", n, fields[0])
-		}
-		out[series] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading metrics: %w", err)
-	}
-	return out, nil
 }

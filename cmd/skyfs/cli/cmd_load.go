@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skyfs/skyfs/internal/bytesize"
 )
 
 // loadOpts are the flags of skyfs load.
@@ -292,7 +294,7 @@ func (l *loader) clearBarLocked() {
 func (l *loader) line(bar bool) string {
 	filesTotal, bytesTotal := l.filesTotal.Load(), l.bytesTotal.Load()
 	if l.listing.Load() {
-		return fmt.Sprintf("listing: %d files, %s so far", filesTotal, humanBytes(bytesTotal))
+		return fmt.Sprintf("listing: %d files, %s so far", filesTotal, bytesize.Format(bytesTotal))
 	}
 	files, bytes := l.done.Load(), l.bytes.Load()
 	secs := l.elapsed().Seconds()
@@ -307,7 +309,7 @@ func (l *loader) line(bar bool) string {
 		eta = time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	s := fmt.Sprintf("%d/%d files, %s/%s, %s/s, ETA %s",
-		files, filesTotal, humanBytes(bytes), humanBytes(bytesTotal), humanBytes(int64(rate)), eta)
+		files, filesTotal, bytesize.Format(bytes), bytesize.Format(bytesTotal), bytesize.Format(int64(rate)), eta)
 	if !bar {
 		return s
 	}
@@ -343,8 +345,8 @@ func (l *loader) summary(interrupted bool) error {
 		}
 	} else {
 		fmt.Fprintf(l.r.env.Stdout, "loaded %d of %d files, %s of %s in %s (%s/s), %d failed\n",
-			s.Files, s.FilesTotal, humanBytes(s.Bytes), humanBytes(s.BytesTotal),
-			time.Duration(secs*float64(time.Second)).Round(time.Millisecond), humanBytes(int64(s.BytesPerSec)), s.Failed)
+			s.Files, s.FilesTotal, bytesize.Format(s.Bytes), bytesize.Format(s.BytesTotal),
+			time.Duration(secs*float64(time.Second)).Round(time.Millisecond), bytesize.Format(int64(s.BytesPerSec)), s.Failed)
 	}
 	switch {
 	case interrupted:
@@ -363,18 +365,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// humanBytes renders n in binary units: 512 B, 1.5 KiB, 3.0 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

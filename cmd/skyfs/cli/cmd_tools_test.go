@@ -233,19 +233,6 @@ func TestCacheStats(t *testing.T) {
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	m, err := parseMetrics(strings.NewReader("a 1\nb{x=\"y z\"} 2.5 1700000000\n\n# c 3\nd +Inf\n"))
-	if err != nil || m["a"] != 1 || m[`b{x="y z"}`] != 2.5 || len(m) != 3 {
-		t.Errorf("parseMetrics = %v, %v", m, err)
-	}
-	if _, err := parseMetrics(strings.NewReader("a\n")); err == nil {
-		t.Error("a line without a value parsed")
-	}
-	if _, err := parseMetrics(strings.NewReader("a one\n")); err == nil {
-		t.Error("a bad value parsed")
-	}
-}
-
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "4096": 4096, "8M": 8 << 20, "1G": 1 << 30, "1g": 1 << 30,
 		"2GiB": 2 << 30, "512KB": 512 << 10, "1T": 1 << 40} {
