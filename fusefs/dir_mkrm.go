@@ -24,13 +24,8 @@ func (n *Node) owner(ctx context.Context) (Caller, bool) {
 	return c, false
 }
 
-// Mutations ignore the kernel's interrupts (which the Go runtime's own
-// signals cause): an operation the master has applied must not be reported
-// as interrupted, or a retry would fail with EEXIST or ENOENT.
-
 // Mkdir implements gofs.NodeMkdirer.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -48,7 +43,6 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 
 // Rmdir implements gofs.NodeRmdirer.
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -57,7 +51,6 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // Unlink implements gofs.NodeUnlinker.
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -98,7 +91,6 @@ func (n *Node) dropCached(name string) {
 // Create implements gofs.NodeCreater: the master creates the inode, and the
 // returned handle writes its content (an empty file is uploaded on close).
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
@@ -156,7 +148,6 @@ func (n *Node) openExisting(ctx context.Context, name string, flags uint32, out 
 
 // Symlink implements gofs.NodeSymlinker.
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -191,7 +182,6 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // Link implements gofs.NodeLinker. A UFS that cannot make hard links (an
 // object store) refuses with EPERM.
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}

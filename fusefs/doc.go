@@ -60,8 +60,9 @@
 //     cached per node for Options.AttrTimeout (dropped at once when this
 //     host changes it). POSIX ACL attributes are refused (EOPNOTSUPP): the
 //     mount does not ask the kernel to enforce them.
-//   - Mutations ignore FUSE interrupts (the Go runtime's signals cause
-//     them): an operation the master applied is never reported as EINTR.
+//   - Requests ignore FUSE interrupts (the Go runtime's signals cause them;
+//     see timedFS): an operation the master applied is never reported as
+//     EINTR.
 //   - The mount's read-ahead is raised to Options.ReadAheadKB through sysfs
 //     (FUSE reads go about 2.5 times faster than with the kernel's 128 KiB).
 //   - Names and paths are limited as on Linux (the kernel enforces NAME_MAX

@@ -265,7 +265,7 @@ func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if !ok || h.ws == nil {
 		return 0
 	}
-	return h.ws.sync(context.WithoutCancel(ctx))
+	return h.ws.sync(ctx)
 }
 
 // Fsync implements gofs.NodeFsyncer: like Flush, the data is in the UFS and
@@ -284,7 +284,7 @@ func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 		if ws == nil {
 			return 0
 		}
-		return ws.sync(context.WithoutCancel(ctx))
+		return ws.sync(ctx)
 	}
-	return h.ws.sync(context.WithoutCancel(ctx))
+	return h.ws.sync(ctx)
 }

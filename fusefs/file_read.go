@@ -63,9 +63,6 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	}
 	m, err := rd.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		if ctx.Err() != nil {
-			return nil, syscall.EINTR
-		}
 		n.m.log.Printf("fusefs: read inode %d: %v", n.ino(), err)
 		return nil, syscall.EIO
 	}

@@ -19,7 +19,6 @@ const (
 // RENAME_NOREPLACE and RENAME_EXCHANGE. RENAME_WHITEOUT (for overlay
 // filesystems) is EINVAL. The master moves the UFS objects.
 func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}

@@ -16,7 +16,6 @@ import (
 // the truncate is local and uploaded on close like a write; otherwise the
 // truncated content is uploaded at once.
 func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = context.WithoutCancel(ctx)
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}

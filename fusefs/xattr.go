@@ -86,7 +86,7 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EOPNOTSUPP
 	}
 	defer n.forgetCaps(attr)
-	return toErrno(n.m.ns.SetXattr(context.WithoutCancel(ctx), n.ino(), attr, data, flags))
+	return toErrno(n.m.ns.SetXattr(ctx, n.ino(), attr, data, flags))
 }
 
 // Listxattr implements gofs.NodeListxattrer: the names, each followed by a
@@ -121,5 +121,5 @@ func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EROFS
 	}
 	defer n.forgetCaps(attr)
-	return toErrno(n.m.ns.RemoveXattr(context.WithoutCancel(ctx), n.ino(), attr))
+	return toErrno(n.m.ns.RemoveXattr(ctx, n.ino(), attr))
 }
