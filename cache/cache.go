@@ -169,7 +169,9 @@ type Stats struct {
 	Passthroughs   uint64 // files handed out by OpenComplete
 	Used           int64  // bytes allocated under the directory, as accounted
 	Capacity       int64
-	Entries        int // entries known to the cache
+	Entries        int   // entries known to the cache
+	Blocks         int64 // blocks present in the cache files
+	BlockSize      int64
 }
 
 type counters struct {
@@ -345,6 +347,9 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	n := len(c.entries)
 	c.mu.Unlock()
+	c.lruMu.Lock()
+	blocks := c.lru.l.Len() // one element per present block
+	c.lruMu.Unlock()
 	return Stats{
 		Hits:           c.st.hits.Load(),
 		HotHits:        c.st.hotHits.Load(),
@@ -360,6 +365,8 @@ func (c *Cache) Stats() Stats {
 		Used:           c.used.Load(),
 		Capacity:       c.opts.Capacity,
 		Entries:        n,
+		Blocks:         int64(blocks),
+		BlockSize:      c.opts.BlockSize,
 	}
 }
 

@@ -74,3 +74,26 @@ func TestHotBlocks(t *testing.T) {
 		t.Fatalf("HotBlocks -1: %+v", st)
 	}
 }
+
+// Stats.Blocks counts the blocks present in the cache files.
+func TestStatsBlocks(t *testing.T) {
+	c := openCache(t, t.TempDir(), Options{ReadAheadBlocks: -1})
+	defer closeCache(t, c)
+	size := int64(3*testBS + 10)
+	src := newSource(41, int(size))
+	key := Key{Path: "/count"}
+	readAll(t, c, key, src, testBS)
+	if st := c.Stats(); st.Blocks != 4 || st.BlockSize != testBS {
+		t.Fatalf("after reading 4 blocks: Blocks %d, BlockSize %d", st.Blocks, st.BlockSize)
+	}
+	e := c.lookup(key, size, false)
+	e.mu.Lock()
+	if err := c.openFileLocked(e); err != nil {
+		t.Fatal(err)
+	}
+	c.dropBlockLocked(e, 1)
+	e.mu.Unlock()
+	if st := c.Stats(); st.Blocks != 3 {
+		t.Fatalf("after dropping one: Blocks %d", st.Blocks)
+	}
+}

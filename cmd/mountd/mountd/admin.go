@@ -4,13 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,11 +33,6 @@ import (
 //	skyfs_cache_bypasses_total, skyfs_cache_used_bytes,
 //	skyfs_cache_capacity_bytes, skyfs_cache_entries
 //	skyfs_cache_blocks, skyfs_cache_block_size_bytes
-//
-// skyfs_cache_blocks is counted at each scrape from the cache's data files
-// (NAME.data, see package cache): the block-size units that hold data, found
-// with lseek(SEEK_DATA/SEEK_HOLE). A scrape therefore costs a few system
-// calls per cached file.
 
 // admin is the admin port of a mount daemon: taken before mounting, served
 // once the mount is up. A nil *admin (no admin_addr) measures nothing.
@@ -54,9 +44,6 @@ type admin struct {
 	lis     net.Listener
 	pprof   bool
 	srv     *metrics.AdminServer
-	// blocksDir is the block cache's directory (mountd.go opens the cache
-	// in CacheDir/blocks).
-	blocksDir string
 }
 
 // listenAdmin takes the admin port of cfg, if any.
@@ -69,8 +56,7 @@ func listenAdmin(cfg *Config) (*admin, error) {
 		return nil, fmt.Errorf("admin_addr: %w", err)
 	}
 	reg := metrics.NewRegistry()
-	a := &admin{reg: reg, ufs: metrics.NewUFS(reg), lis: lis, pprof: cfg.Pprof,
-		blocksDir: filepath.Join(cfg.CacheDir, "blocks")}
+	a := &admin{reg: reg, ufs: metrics.NewUFS(reg), lis: lis, pprof: cfg.Pprof}
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metrics.Namespace, Subsystem: "fuse", Name: "op_duration_seconds",
 		Help: "Latency of the FUSE requests served, by operation.", Buckets: metrics.LatencyBuckets,
@@ -121,7 +107,7 @@ func (a *admin) start(c *cache.Cache, srv *fusefs.Mounted, logger *slog.Logger) 
 	if a == nil {
 		return
 	}
-	a.reg.MustRegister(&cacheCollector{c: c, dir: a.blocksDir, blockSize: cache.DefaultBlockSize}, &mountCollector{m: srv})
+	a.reg.MustRegister(&cacheCollector{c: c}, &mountCollector{m: srv})
 	a.srv = metrics.ServeAdmin(a.lis, metrics.AdminMux(a.reg, a.pprof), logger)
 	logger.Info("mountd: admin port", "addr", a.lis.Addr().String(), "pprof", a.pprof)
 }
@@ -166,13 +152,8 @@ var (
 	descPTOpens   = desc("fuse", "passthrough_opens_total", "Opens answered with FUSE passthrough (reads bypass the daemon).")
 )
 
-// cacheCollector reads cache.Stats, and counts the blocks in dir, when
-// scraped.
-type cacheCollector struct {
-	c         *cache.Cache
-	dir       string
-	blockSize int64
-}
+// cacheCollector reads cache.Stats when scraped.
+type cacheCollector struct{ c *cache.Cache }
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHits, descHotHits, descMisses, descReadBytes, descLoads, descReadAheads, descEvictions,
@@ -202,52 +183,8 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUsed, float64(st.Used))
 	gauge(descCapacity, float64(st.Capacity))
 	gauge(descEntries, float64(st.Entries))
-	gauge(descBlocks, float64(countBlocks(cc.dir, cc.blockSize)))
-	gauge(descBlockSize, float64(cc.blockSize))
-}
-
-// countBlocks counts the blocks of size bs that hold data in the *.data
-// files of dir. Files that vanish or cannot be read meanwhile are skipped.
-func countBlocks(dir string, bs int64) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".data") {
-			n += fileBlocks(filepath.Join(dir, e.Name()), bs)
-		}
-	}
-	return n
-}
-
-// fileBlocks counts the blocks of size bs of one sparse file that hold data.
-func fileBlocks(path string, bs int64) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	var n int64
-	next := int64(0) // first block not counted yet
-	for off := int64(0); ; {
-		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err != nil { // ENXIO: no data past off
-			return n
-		}
-		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
-		if err != nil || end <= start {
-			return n
-		}
-		first, last := max(start/bs, next), (end-1)/bs
-		if last >= first {
-			n += last - first + 1
-			next = last + 1
-		}
-		off = end
-	}
+	gauge(descBlocks, float64(st.Blocks))
+	gauge(descBlockSize, float64(st.BlockSize))
 }
 
 // mountCollector reads fusefs's MountStats when scraped.
