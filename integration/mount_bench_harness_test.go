@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skyfs/skyfs/internal/bytesize"
+	"github.com/skyfs/skyfs/internal/fsbench"
 )
 
 // benchSizeEnv sets the size of the big file of BenchmarkMountData: bytes,
@@ -233,13 +234,7 @@ func (m *benchMount) opLatencies() []string {
 // the FUSE inode, not those of the daemon's backing file.
 func dropPages(tb testing.TB, path string) {
 	tb.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	unix.Fdatasync(int(f.Fd()))
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+	if err := fsbench.DropPageCache(path); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -255,11 +250,7 @@ func dropTree(tb testing.TB, dir string) {
 			return err
 		}
 		if d.Type().IsRegular() {
-			if f, err := os.Open(p); err == nil {
-				unix.Fdatasync(int(f.Fd()))
-				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-				f.Close()
-			}
+			_ = fsbench.DropPageCache(p) // a file may go meanwhile
 		}
 		return nil
 	})
