@@ -39,6 +39,12 @@
 //     page and one cursor name per page read so far (for seekdir), never the
 //     whole directory. Offsets are entry positions (".", ".." then entries).
 //     READDIRPLUS answers lookups from the page's attributes.
+//   - A directory whose names are looked up one by one from the master,
+//     many within one timeout, is listed with attributes in the background,
+//     and its names are then found in that listing for what remains of the
+//     timeout (listing.go): attributes are never older than the attribute
+//     timeout, names created elsewhere are still found at once, and any
+//     change made through the mount drops every listing.
 //   - Several handles of one file on this host share one write state, so
 //     they see each other's writes; reads of a file with a write state are
 //     served from its staging file.
@@ -86,4 +92,5 @@
 //	Node.mu        a node's attributes, write state pointer and open counts;
 //	               a leaf, never held across a call out of the package
 //	dirHandle.mu   one directory handle's page (taken alone)
+//	listings.mu    the mount's directory listings (a leaf)
 package fusefs

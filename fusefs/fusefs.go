@@ -195,6 +195,10 @@ type mount struct {
 	// offer it. Set once serving has started.
 	passthrough atomic.Bool
 	server      *fuse.Server
+	// gen counts the changes asked for through this mount (changeCounter);
+	// listings are the directory listings lookups are answered from.
+	gen      atomic.Uint64
+	listings *listings
 
 	// Counters for tests and benchmarks.
 	reads        atomic.Int64 // FUSE read requests served
@@ -237,7 +241,9 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 	if opts.RootIno == 0 {
 		opts.RootIno = meta.RootIno
 	}
-	m := &mount{ns: ns, cache: c, opts: opts, log: opts.Logger, staging: opts.StagingDir}
+	m := &mount{cache: c, opts: opts, log: opts.Logger, staging: opts.StagingDir}
+	m.ns = changeCounter{Namespace: ns, gen: &m.gen}
+	m.listings = newListings(opts, &m.gen)
 	if m.log == nil {
 		m.log = log.Default()
 	}

@@ -34,6 +34,7 @@ type Node struct {
 	// (direct I/O): the next cached open must not keep them.
 	pagesStale bool
 	caps       *xattrCache // security.capability, cached
+	dir        dirLookups  // a directory's lookups sent to the master
 }
 
 // Interfaces implemented by Node.
@@ -149,10 +150,14 @@ func (n *Node) childNode(ctx context.Context, name string, a *meta.Attr, out *fu
 
 // Lookup implements gofs.NodeLookuper.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch, ok := n.cachedLookup(ctx, name, out); ok {
+		return ch, 0
+	}
 	a, err := n.m.ns.Lookup(ctx, n.ino(), name)
 	if err != nil {
 		return nil, toErrno(err)
 	}
+	n.lookupMissed()
 	return n.childNode(ctx, name, a, out), 0
 }
 
