@@ -125,3 +125,38 @@ func TestNoListingWithoutTimeouts(t *testing.T) {
 		t.Fatalf("%d lookups reached the master for 100 names", n)
 	}
 }
+
+// BenchmarkListedStat measures stat of names a directory listing holds,
+// each name once.
+//
+//	go test -run '^$' -bench ListedStat -benchtime 9000x ./fusefs/
+func BenchmarkListedStat(b *testing.B) {
+	e := newEnv(b, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour})
+	const files = 10000
+	if err := os.Mkdir(e.path("d"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(e.path("d"), &st); err != nil {
+		b.Fatal(err)
+	}
+	e.ns.populate(st.Ino, files, func(i int) string { return fmt.Sprintf("f%d", i) })
+	dir := st.Ino
+	for i := range listingAfter {
+		if err := syscall.Lstat(e.path(fmt.Sprintf("d/f%d", i)), &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for !e.m.listings.held(dir) {
+		time.Sleep(time.Millisecond)
+	}
+	b.ResetTimer()
+	if b.N > files-listingAfter {
+		b.Fatalf("%d stats: run with -benchtime 9000x or less (each name is stat'ed once)", b.N)
+	}
+	for i := range b.N {
+		if err := syscall.Lstat(e.path(fmt.Sprintf("d/f%d", listingAfter+i)), &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

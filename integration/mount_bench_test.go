@@ -413,7 +413,8 @@ func BenchmarkMountMeta(b *testing.B) {
 	c.mustCLI(append([]string{"mount", "/s3"}, s3MountArgs(srv, bucket, "meta")...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.client(clientConfigLong()).AddMount(ctx, &pb.AddMountRequest{Path: "/local", Uri: "file://" + b.TempDir()}); err != nil {
+	localDir := b.TempDir()
+	if _, err := c.client(clientConfigLong()).AddMount(ctx, &pb.AddMountRequest{Path: "/local", Uri: "file://" + localDir}); err != nil {
 		b.Fatal(err)
 	}
 	var dirs atomic.Int64
@@ -427,6 +428,10 @@ func BenchmarkMountMeta(b *testing.B) {
 			for _, m := range mounts {
 				m.start(true)
 			}
+			loopback := ""
+			if ufs == "local" {
+				loopback = mountLoopback(b, localDir)
+			}
 			for _, procs := range []int{1, 16} {
 				b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 					rates := map[string][]float64{}
@@ -436,13 +441,16 @@ func BenchmarkMountMeta(b *testing.B) {
 						lats[phase] = append(lats[phase], l...)
 					}
 					for b.Loop() {
-						metaIteration(b, fmt.Sprintf("d%d", dirs.Add(1)), procs, files, mounts, record)
+						metaIteration(b, fmt.Sprintf("d%d", dirs.Add(1)), procs, files, mounts, loopback, record)
 					}
 					for i, m := range mounts {
 						b.Logf("FUSE requests served by the %s mount since it started: %s",
 							[]string{"default", "fresh", "uncached", "cached"}[i], strings.Join(m.opLatencies(), ", "))
 					}
-					for _, phase := range []string{"create", "stat", "stat-remote", "stat-cached", "unlink"} {
+					for _, phase := range []string{"create", "stat", "stat-remote", "stat-cached", "stat-loopback", "unlink"} {
+						if len(rates[phase]) == 0 {
+							continue
+						}
 						b.ReportMetric(medianFloat(rates[phase]), phase+"-ops/s")
 						l := lats[phase]
 						slices.Sort(l)
@@ -456,9 +464,11 @@ func BenchmarkMountMeta(b *testing.B) {
 
 // metaIteration creates, stats and removes files in a new directory dir
 // through mounts (default, fresh, uncached, cached): creates and removes
-// through default, stats through fresh, uncached and (twice) cached. record
-// receives each measured phase.
-func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMount, record func(string, float64, []time.Duration)) {
+// through default, stats through fresh, uncached and (twice) cached, and,
+// when loopback is not empty, through go-fuse's loopback mounted at it over
+// the UFS directory (stat-loopback, the FUSE baseline). record receives
+// each measured phase.
+func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMount, loopback string, record func(string, float64, []time.Duration)) {
 	b.Helper()
 	def := mounts[0]
 	if err := os.Mkdir(def.path(dir), 0o755); err != nil {
@@ -496,6 +506,11 @@ func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMo
 	record(metaPhase(b, "stat-remote", procs, files, stat(ufd)))
 	metaPhase(b, "stat", procs, files, stat(cfd))
 	record(metaPhase(b, "stat-cached", procs, files, stat(cfd)))
+	if loopback != "" {
+		lfd := openDir(b, filepath.Join(loopback, dir))
+		record(metaPhase(b, "stat-loopback", procs, files, stat(lfd)))
+		unix.Close(lfd)
+	}
 	record(metaPhase(b, "unlink", procs, files, func(name string) error {
 		retried := false
 		for {
