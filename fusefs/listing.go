@@ -38,6 +38,8 @@ const (
 	maxListings = 8
 	// minListingTTL is the shortest timeout for which listings are used.
 	minListingTTL = 50 * time.Millisecond
+	// listingWait bounds the fetching of one listing.
+	listingWait = 30 * time.Second
 )
 
 // listing is the attributes of the entries of one directory as they were at
@@ -181,7 +183,7 @@ func (n *Node) fetchListing() {
 	if ls.held(n.ino()) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ls.ttl)
+	ctx, cancel := context.WithTimeout(context.Background(), min(ls.ttl, listingWait))
 	defer cancel()
 	l := &listing{gen: ls.gen.Load(), expires: time.Now().Add(ls.ttl), attrs: map[string]*meta.Attr{}}
 	after := ""
