@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skyfs/skyfs/cache"
+	"github.com/skyfs/skyfs/internal/fsbench"
 )
 
 const benchSize = 256 << 20
@@ -83,26 +83,11 @@ func (f *benchFixture) loopback(b *testing.B, mnt string, disabled uint64) strin
 // through its daemon or its passthrough file, not from pages cached by an
 // earlier run).
 func readAll(b *testing.B, path string, drop bool) int64 {
-	fd, err := os.Open(path)
+	n, err := fsbench.ReadThrough(path, drop)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer fd.Close()
-	if drop {
-		unix.Fadvise(int(fd.Fd()), 0, 0, unix.FADV_DONTNEED)
-	}
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		m, err := fd.Read(buf)
-		n += int64(m)
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	return n
 }
 
 // report records MB/s and the ratio to the baseline (when base is not 0),

@@ -265,28 +265,12 @@ func dropTree(tb testing.TB, dir string) {
 // passthrough file).
 func readSeq(tb testing.TB, path string, want int64, dropFUSE bool) time.Duration {
 	tb.Helper()
-	f, err := os.Open(path)
+	start := time.Now()
+	n, err := fsbench.ReadThrough(path, dropFUSE)
+	took := time.Since(start)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
-	if dropFUSE {
-		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-	}
-	buf := make([]byte, 1<<20)
-	start := time.Now()
-	var n int64
-	for {
-		k, err := f.Read(buf)
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	took := time.Since(start)
 	if n != want {
 		tb.Fatalf("read %d bytes of %s, want %d", n, path, want)
 	}

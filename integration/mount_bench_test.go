@@ -451,7 +451,7 @@ func BenchmarkMountMeta(b *testing.B) {
 						if len(rates[phase]) == 0 {
 							continue
 						}
-						b.ReportMetric(medianFloat(rates[phase]), phase+"-ops/s")
+						b.ReportMetric(median(rates[phase]), phase+"-ops/s")
 						l := lats[phase]
 						slices.Sort(l)
 						b.ReportMetric(float64(l[len(l)/2].Nanoseconds())/1e3, phase+"-p50-µs")
@@ -481,20 +481,15 @@ func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMo
 	}
 	dfd, ffd, ufd, cfd := fds[0], fds[1], fds[2], fds[3]
 	record(metaPhase(b, "create", procs, files, func(name string) error {
-		retried := false
-		for {
-			fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-			switch {
-			case err == unix.EINTR:
-				retried = true
-				continue
-			case err == unix.EEXIST && retried:
-				return nil // the interrupted attempt created it
-			case err != nil:
-				return err
-			}
-			return unix.Close(fd)
+		var fd int
+		err := retryingEINTR(func() (err error) {
+			fd, err = unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			return err
+		}, unix.EEXIST)
+		if err != nil || fd < 0 {
+			return err
 		}
+		return unix.Close(fd)
 	}))
 	stat := func(fd int) func(string) error {
 		return func(name string) error {
@@ -512,18 +507,7 @@ func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMo
 		unix.Close(lfd)
 	}
 	record(metaPhase(b, "unlink", procs, files, func(name string) error {
-		retried := false
-		for {
-			err := unix.Unlinkat(dfd, name, 0)
-			switch {
-			case err == unix.EINTR:
-				retried = true
-				continue
-			case err == unix.ENOENT && retried:
-				return nil // the interrupted attempt removed it
-			}
-			return err
-		}
+		return retryingEINTR(func() error { return unix.Unlinkat(dfd, name, 0) }, unix.ENOENT)
 	}))
 	if err := os.Remove(def.path(dir)); err != nil {
 		b.Fatal(err)
@@ -532,9 +516,22 @@ func metaIteration(b *testing.B, dir string, procs, files int, mounts []*benchMo
 
 // ignoringEINTR runs op again while it fails with EINTR: a FUSE request is
 // interrupted by any signal, the Go runtime's preemption signal included.
-func ignoringEINTR(op func() error) error {
+func ignoringEINTR(op func() error) error { return retryingEINTR(op, 0) }
+
+// retryingEINTR is ignoringEINTR for an op that changes something: once it
+// was interrupted, a later attempt failing with done (EEXIST for a create,
+// ENOENT for a removal) means an interrupted one took effect, and counts as
+// success.
+func retryingEINTR(op func() error, done unix.Errno) error {
+	retried := false
 	for {
-		if err := op(); err != unix.EINTR {
+		err := op()
+		switch {
+		case err == unix.EINTR:
+			retried = true
+		case retried && done != 0 && err == done:
+			return nil
+		default:
 			return err
 		}
 	}
@@ -581,13 +578,6 @@ func metaPhase(b *testing.B, phase string, procs, files int, op func(name string
 		b.Fatal(err)
 	}
 	return phase, float64(files) / elapsed.Seconds(), slices.Concat(lat...)
-}
-
-// medianFloat returns the median of xs.
-func medianFloat(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // reportAgainst reports skyfs's figure in unit, the baseline's (as

@@ -2,6 +2,7 @@ package fsbench
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -35,4 +36,34 @@ func DropAllPageCaches() error {
 		return fmt.Errorf("drop page caches: %w", err)
 	}
 	return nil
+}
+
+// ReadThrough reads the file at path from start to end in 1 MiB reads and
+// returns the number of bytes read. With drop, the file's clean pages are
+// dropped from the page cache first (posix_fadvise POSIX_FADV_DONTNEED), so
+// the reads reach the file system: on a FUSE mount, its daemon or the
+// daemon's passthrough file.
+func ReadThrough(path string, drop bool) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if drop {
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			return 0, fmt.Errorf("fadvise %s: %w", path, err)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
