@@ -49,13 +49,7 @@ func TestHotBlocks(t *testing.T) {
 
 	// An evicted block is not hot either: dropping block 0 (as eviction
 	// does) makes the next read load it again.
-	e := c.lookup(key, size, false)
-	e.mu.Lock()
-	if err := c.openFileLocked(e); err != nil {
-		t.Fatal(err)
-	}
-	c.dropBlockLocked(e, 0)
-	e.mu.Unlock()
+	dropBlock(t, c, key, size, 0)
 	src.reset()
 	read(0)
 	if src.callsAt(0) != 1 {
@@ -86,14 +80,20 @@ func TestStatsBlocks(t *testing.T) {
 	if st := c.Stats(); st.Blocks != 4 || st.BlockSize != testBS {
 		t.Fatalf("after reading 4 blocks: Blocks %d, BlockSize %d", st.Blocks, st.BlockSize)
 	}
-	e := c.lookup(key, size, false)
-	e.mu.Lock()
-	if err := c.openFileLocked(e); err != nil {
-		t.Fatal(err)
-	}
-	c.dropBlockLocked(e, 1)
-	e.mu.Unlock()
+	dropBlock(t, c, key, size, 1)
 	if st := c.Stats(); st.Blocks != 3 {
 		t.Fatalf("after dropping one: Blocks %d", st.Blocks)
 	}
+}
+
+// dropBlock drops block b of the file key of size bytes, as eviction does.
+func dropBlock(t *testing.T, c *Cache, key Key, size, b int64) {
+	t.Helper()
+	e := c.lookup(key, size, false)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := c.openFileLocked(e); err != nil {
+		t.Fatal(err)
+	}
+	c.dropBlockLocked(e, b)
 }
