@@ -159,7 +159,8 @@ func (n *namespace) Mkdir(ctx context.Context, parent meta.Ino, name string, mod
 }
 
 // Create implements fusefs.Namespace. The master answers where the file
-// lives too; without that answer (an older master) fusefs asks Location.
+// lives too; when it could not say (the file is already gone), fusefs asks
+// Location, which reports why.
 func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, *fusefs.Location, error) {
 	resp, err := n.c.Create(ctx, &pb.CreateRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode})
 	a, err := n.entryAttr(ctx, resp, err)
@@ -223,15 +224,9 @@ func (n *namespace) SetAttr(ctx context.Context, ino meta.Ino, req fusefs.SetAtt
 }
 
 // CompleteFile implements fusefs.Namespace: one journaled call records size,
-// fingerprint and modification time. A master that predates the mtime field
-// records its own clock; the mtime is then set by a second call.
+// fingerprint and modification time.
 func (n *namespace) CompleteFile(ctx context.Context, ino meta.Ino, size uint64, fp meta.Fingerprint, mtimeNs int64) (*meta.Attr, error) {
 	resp, err := n.c.CompleteFile(ctx, &pb.CompleteFileRequest{Ino: ino, Size: size, Ufs: fingerprintPB(fp), MtimeNs: mtimeNs})
-	a, err := n.entryAttr(ctx, resp, err)
-	if err != nil || mtimeNs == 0 || a.Mtime == mtimeNs {
-		return a, err
-	}
-	resp, err = n.c.SetAttr(ctx, &pb.SetAttrRequest{Ino: ino, Valid: meta.SetAttrMtime, MtimeNs: mtimeNs})
 	return n.entryAttr(ctx, resp, err)
 }
 
