@@ -25,6 +25,7 @@ type fakeJournal struct {
 	serving   atomic.Bool
 	proposals atomic.Int64
 	barriers  atomic.Int64
+	views     atomic.Int64
 	noLease   atomic.Bool // CheckLease fails
 
 	mu      sync.Mutex
@@ -68,7 +69,10 @@ func (f *fakeJournal) ReadBarrier(context.Context) error {
 	return nil
 }
 
-func (f *fakeJournal) View(fn func(meta.Txn) error) error { return f.store.View(fn) }
+func (f *fakeJournal) View(fn func(meta.Txn) error) error {
+	f.views.Add(1)
+	return f.store.View(fn)
+}
 
 func (f *fakeJournal) Serving() bool { return f.serving.Load() }
 

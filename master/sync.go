@@ -210,8 +210,8 @@ func (s *Server) preloadPath(ctx context.Context, comps []string, last bool) err
 		if _, err := s.ensureLoaded(ctx, ino, false); err != nil {
 			return loadErr(err)
 		}
-		if i == len(comps) {
-			return nil
+		if i == len(comps) || (i == len(comps)-1 && !last) {
+			return nil // the last name is not loaded: it need not be a directory
 		}
 		var a *meta.Attr
 		err := s.resolve(func(tx meta.Txn) (err error) {
@@ -251,7 +251,7 @@ func (s *Server) pathLoaded(comps []string, last bool) bool {
 			if m != nil && (!a.Loaded || (m.SyncIntervalNs > 0 && now-a.LoadedNs >= m.SyncIntervalNs)) {
 				return nil
 			}
-			if i == len(comps) {
+			if i == len(comps) || (i == len(comps)-1 && !last) {
 				break
 			}
 			c, err := meta.Lookup(tx, ino, []byte(comps[i]))

@@ -550,3 +550,22 @@ func TestUFSRootMount(t *testing.T) {
 		t.Errorf("a second root mount was proposed")
 	}
 }
+
+// A stat by path whose directories are all loaded reads the namespace twice:
+// once to find nothing to load, once to answer. The last name is not loaded,
+// so it need not be a directory for that first read to succeed.
+func TestStatLoadedPath(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	e.mount(t, "/w", false, "a/f")
+	e.list(t, "/w")
+	e.list(t, "/w/a")
+	for _, p := range []string{"/w/a/f", "/w/a", "/w"} {
+		before := e.j.views.Load()
+		r, err := e.ns.ResolvePath(ctx, &pb.ResolvePathRequest{Path: p})
+		mustOK(t, "stat "+p, r.GetErrno(), r.GetMessage(), err)
+		if n := e.j.views.Load() - before; n != 2 {
+			t.Errorf("stat %s: %d reads of the namespace, want 2", p, n)
+		}
+	}
+}
