@@ -44,7 +44,8 @@ func (n *nsServer) Mkdir(ctx context.Context, req *pb.MkdirRequest) (*pb.EntryRe
 }
 
 // Create creates an empty regular file. Under a mount the file is pending: the
-// mount daemon uploads it on close and then calls CompleteFile.
+// mount daemon uploads it on close and then calls CompleteFile. Asked to, it
+// answers where the file lives.
 func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
@@ -70,7 +71,7 @@ func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.Entry
 		e.Op = &metapb.Entry_CreateFile{CreateFile: op}
 		return nil
 	}))
-	if err == nil && resp.Errno == 0 && resp.Ino != 0 {
+	if err == nil && req.WantLocation && resp.Errno == 0 && resp.Ino != 0 {
 		resp.Location = n.s.locationOf(resp.Ino)
 	}
 	return resp, err

@@ -164,7 +164,7 @@ func TestUFSSideEffects(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "new")); err != nil || !fi.IsDir() {
 		t.Errorf("mkdir left no UFS directory: %v", err)
 	}
-	cr, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: "/w/new/p", Mode: 0o600})
+	cr, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: "/w/new/p", Mode: 0o600, WantLocation: true})
 	mustOK(t, "create", cr.GetErrno(), cr.GetMessage(), err)
 	if !cr.Attr.Pending || exists(filepath.Join(dir, "new/p")) {
 		t.Errorf("create: pending=%v, object exists=%v", cr.Attr.Pending, exists(filepath.Join(dir, "new/p")))
@@ -174,6 +174,12 @@ func TestUFSSideEffects(t *testing.T) {
 	mustOK(t, "locate", loc.GetErrno(), loc.GetMessage(), err)
 	if cr.Location == nil || cr.Location.UfsPath != "new/p" || cr.Location.MountId != loc.MountId || cr.Location.MountId == 0 {
 		t.Errorf("create answered location %v; Locate answers %v", cr.Location, loc)
+	}
+	// Not asked, it is not answered.
+	cq, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Path: "/w/new/q", Mode: 0o600})
+	mustOK(t, "create without location", cq.GetErrno(), cq.GetMessage(), err)
+	if cq.Location != nil {
+		t.Errorf("create not asked for a location answered %v", cq.Location)
 	}
 	// A pending file has no object: unlink only drops the name.
 	un, err := e.ns.Unlink(ctx, &pb.UnlinkRequest{Request: e.req(), Path: "/w/new/p"})

@@ -1114,13 +1114,16 @@ func (x *MkdirRequest) GetMode() uint32 {
 }
 
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
-	Parent        uint64                 `protobuf:"varint,3,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
-	Mode          uint32                 `protobuf:"varint,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Caller  *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	Parent  uint64                 `protobuf:"varint,3,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name    []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Path    string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Mode    uint32                 `protobuf:"varint,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Ask for the new file's location in EntryResponse.location (a mount
+	// daemon, which writes the file next); others save the master that read.
+	WantLocation  bool `protobuf:"varint,7,opt,name=want_location,json=wantLocation,proto3" json:"want_location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1195,6 +1198,13 @@ func (x *CreateRequest) GetMode() uint32 {
 		return x.Mode
 	}
 	return 0
+}
+
+func (x *CreateRequest) GetWantLocation() bool {
+	if x != nil {
+		return x.WantLocation
+	}
+	return false
 }
 
 type SymlinkRequest struct {
@@ -1378,8 +1388,9 @@ type EntryResponse struct {
 	Replayed bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	// The inode created or changed (also when attr is absent).
 	Ino uint64 `protobuf:"varint,5,opt,name=ino,proto3" json:"ino,omitempty"`
-	// Create only: where the new file lives, as Locate would answer, so that
-	// the caller opening it for writing needs no second call.
+	// Create with want_location only: where the new file lives, as Locate
+	// would answer, so that the caller opening it for writing needs no second
+	// call.
 	Location      *LocateResponse `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4393,14 +4404,15 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x06parent\x18\x03 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\fR\x04name\x12\x12\n" +
 	"\x04path\x18\x05 \x01(\tR\x04path\x12\x12\n" +
-	"\x04mode\x18\x06 \x01(\rR\x04mode\"\xbc\x01\n" +
+	"\x04mode\x18\x06 \x01(\rR\x04mode\"\xe1\x01\n" +
 	"\rCreateRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12(\n" +
 	"\x06caller\x18\x02 \x01(\v2\x10.skyfs.v1.CallerR\x06caller\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\fR\x04name\x12\x12\n" +
 	"\x04path\x18\x05 \x01(\tR\x04path\x12\x12\n" +
-	"\x04mode\x18\x06 \x01(\rR\x04mode\"\xc1\x01\n" +
+	"\x04mode\x18\x06 \x01(\rR\x04mode\x12#\n" +
+	"\rwant_location\x18\a \x01(\bR\fwantLocation\"\xc1\x01\n" +
 	"\x0eSymlinkRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12(\n" +
 	"\x06caller\x18\x02 \x01(\v2\x10.skyfs.v1.CallerR\x06caller\x12\x16\n" +

@@ -162,7 +162,7 @@ func (n *namespace) Mkdir(ctx context.Context, parent meta.Ino, name string, mod
 // lives too; when it could not say (the file is already gone), fusefs asks
 // Location, which reports why.
 func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, *fusefs.Location, error) {
-	resp, err := n.c.Create(ctx, &pb.CreateRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode})
+	resp, err := n.c.Create(ctx, &pb.CreateRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode, WantLocation: true})
 	a, err := n.entryAttr(ctx, resp, err)
 	if err != nil {
 		return nil, nil, err
