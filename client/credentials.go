@@ -24,9 +24,10 @@ func loadToken(cfg *Config) error {
 }
 
 // dialOptions are the options of every connection: TLS when configured,
-// and the token with every call.
+// the token with every call, and fixed flow-control windows (no bandwidth
+// probe, a PING, after received data; as masterd's).
 func (c *Client) dialOptions() []grpc.DialOption {
-	var opts []grpc.DialOption
+	opts := []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20)}
 	if c.cfg.TLS != nil {
 		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(c.cfg.TLS.Clone())))
 	} else {

@@ -152,7 +152,12 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		return err
 	}
 	// Timing outermost: requests the authentication refuses are counted too.
-	g := grpc.NewServer(append(adm.grpcOptions(), sec.serverOpts...)...)
+	opts := append(adm.grpcOptions(), sec.serverOpts...)
+	// Fixed flow-control windows: with them set, grpc-go does not probe the
+	// connection's bandwidth with a PING after received data, which cost a
+	// lone client's stat about a sixth of its latency on loopback.
+	opts = append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
