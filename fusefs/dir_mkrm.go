@@ -34,11 +34,12 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if sgid {
 		mode |= syscall.S_ISGID
 	}
-	a, err := n.m.ns.Mkdir(ctx, n.ino(), name, mode, c)
+	made, err := n.m.ns.Mkdir(ctx, n.ino(), name, mode, c)
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	return n.childNode(ctx, name, a, out), 0
+	n.noteDir(made.Dir)
+	return n.childNode(ctx, name, made.Attr, out), 0
 }
 
 // Rmdir implements gofs.NodeRmdirer.
@@ -46,7 +47,12 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	return toErrno(n.m.ns.Rmdir(ctx, n.ino(), name))
+	dir, err := n.m.ns.Rmdir(ctx, n.ino(), name)
+	if err != nil {
+		return toErrno(err)
+	}
+	n.noteDir(dir)
+	return 0
 }
 
 // Unlink implements gofs.NodeUnlinker.
@@ -54,9 +60,11 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.m.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	if err := n.m.ns.Unlink(ctx, n.ino(), name); err != nil {
+	dir, err := n.m.ns.Unlink(ctx, n.ino(), name)
+	if err != nil {
 		return toErrno(err)
 	}
+	n.noteDir(dir)
 	n.dropCached(name)
 	return 0
 }
@@ -95,7 +103,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EROFS
 	}
 	c, _ := n.owner(ctx)
-	a, loc, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
+	made, err := n.m.ns.Create(ctx, n.ino(), name, mode&0o7777, c)
 	if isErrno(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
 		// Created by someone else since the kernel's lookup: open it, as
 		// open(2) without O_EXCL does.
@@ -104,12 +112,13 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	ch := n.childNode(ctx, name, a, out)
+	n.noteDir(made.Dir)
+	ch := n.childNode(ctx, name, made.Attr, out)
 	cn, ok := ch.Operations().(*Node)
 	if !ok {
 		return nil, nil, 0, syscall.EIO
 	}
-	h, fuseFlags, errno := cn.openWriter(ctx, flags, true, loc)
+	h, fuseFlags, errno := cn.openWriter(ctx, flags, true, made.Loc)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -152,11 +161,12 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, syscall.EROFS
 	}
 	c, _ := n.owner(ctx)
-	a, err := n.m.ns.Symlink(ctx, n.ino(), name, target, c)
+	made, err := n.m.ns.Symlink(ctx, n.ino(), name, target, c)
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	return n.childNode(ctx, name, a, out), 0
+	n.noteDir(made.Dir)
+	return n.childNode(ctx, name, made.Attr, out), 0
 }
 
 // Readlink implements gofs.NodeReadlinker. A symlink's target never
@@ -196,9 +206,10 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !loc.FS.Capabilities().HardLinks {
 		return nil, syscall.EPERM
 	}
-	a, err := n.m.ns.Link(ctx, tn.ino(), n.ino(), name)
+	made, err := n.m.ns.Link(ctx, tn.ino(), n.ino(), name)
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	return n.childNode(ctx, name, a, out), 0
+	n.noteDir(made.Dir)
+	return n.childNode(ctx, name, made.Attr, out), 0
 }

@@ -45,6 +45,13 @@
 //     timeout (listing.go): attributes are never older than the attribute
 //     timeout, names created elsewhere are still found at once, and any
 //     change made through the mount drops every listing.
+//   - A name added to or removed from a directory through the mount comes
+//     back from the master with the directory's attributes just after the
+//     change. The kernel drops the directory's attributes at every such
+//     change and asks for them before the next one (a create in a loop asks
+//     once per file); Getattr answers that from the reported attributes for
+//     what remains of the attribute timeout (Node.noteDir). A rename or an
+//     xattr change of the directory, which report none, ends that.
 //   - Several handles of one file on this host share one write state, so
 //     they see each other's writes; reads of a file with a write state are
 //     served from its staging file.

@@ -39,6 +39,7 @@ type fakeNS struct {
 	lookups   atomic.Int64 // Lookup calls
 	completes atomic.Int64 // CompleteFile calls
 	getxattrs atomic.Int64 // GetXattr calls
+	getattrs  atomic.Int64 // GetAttr calls
 }
 
 var _ Namespace = (*fakeNS)(nil)
@@ -100,15 +101,33 @@ func (f *fakeNS) apply(op any) (meta.Result, error) {
 }
 
 // mutate applies op and returns its attributes or errno.
-func (f *fakeNS) mutate(op any) (*meta.Attr, error) {
+// result applies op and answers its outcome, a POSIX one as an error.
+func (f *fakeNS) result(op any) (meta.Result, error) {
 	res, err := f.apply(op)
+	if err == nil && res.Errno != 0 {
+		err = res.Errno
+	}
+	return res, err
+}
+
+func (f *fakeNS) mutate(op any) (*meta.Attr, error) {
+	res, err := f.result(op)
+	return res.Attr, err
+}
+
+// made applies op, which adds a name, and answers as the master does.
+func (f *fakeNS) made(op any) (Made, error) {
+	res, err := f.result(op)
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
-	if res.Errno != 0 {
-		return nil, res.Errno
-	}
-	return res.Attr, nil
+	return Made{Attr: res.Attr, Dir: res.Dir}, nil
+}
+
+// removed applies op, which removes a name, and answers as the master does.
+func (f *fakeNS) removed(op any) (*meta.Attr, error) {
+	res, err := f.result(op)
+	return res.Dir, err
 }
 
 func posixErr(err error) error {
@@ -172,6 +191,7 @@ func (f *fakeNS) Lookup(ctx context.Context, parent meta.Ino, name string) (*met
 }
 
 func (f *fakeNS) GetAttr(ctx context.Context, ino meta.Ino) (*meta.Attr, error) {
+	f.getattrs.Add(1)
 	var a *meta.Attr
 	err := f.view(func(tx meta.Txn) error {
 		var err error
@@ -197,108 +217,111 @@ func (f *fakeNS) ReadDir(ctx context.Context, dir meta.Ino, after string, limit 
 	return ents, more, err
 }
 
-func (f *fakeNS) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error) {
+func (f *fakeNS) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (Made, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fsys, p, err := f.where(parent, name, true)
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
-	a, err := f.mutate(&metapb.Mkdir{Parent: parent, Name: []byte(name), Mode: mode, Uid: c.UID, Gid: c.GID})
+	made, err := f.made(&metapb.Mkdir{Parent: parent, Name: []byte(name), Mode: mode, Uid: c.UID, Gid: c.GID})
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
 	if err := fsys.Mkdir(ctx, p); err != nil && !errors.Is(err, fs.ErrExist) {
 		f.mutate(&metapb.Rmdir{Parent: parent, Name: []byte(name)})
-		return nil, ufsErr(err)
+		return Made{}, ufsErr(err)
 	}
-	return a, nil
+	return made, nil
 }
 
 // Create answers where the file lives, as the master does.
-func (f *fakeNS) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, *Location, error) {
-	a, err := f.create(parent, name, mode, c)
+func (f *fakeNS) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (Made, error) {
+	made, err := f.create(parent, name, mode, c)
 	if err != nil {
-		return nil, nil, err
+		return Made{}, err
 	}
-	loc, err := f.Location(ctx, a.Ino)
+	loc, err := f.Location(ctx, made.Attr.Ino)
 	if err != nil {
-		return nil, nil, err
+		return Made{}, err
 	}
-	return a, &loc, nil
+	made.Loc = &loc
+	return made, nil
 }
 
-func (f *fakeNS) create(parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error) {
+func (f *fakeNS) create(parent meta.Ino, name string, mode uint32, c Caller) (Made, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, _, err := f.where(parent, name, true); err != nil {
-		return nil, err
+		return Made{}, err
 	}
-	return f.mutate(&metapb.CreateFile{Parent: parent, Name: []byte(name), Mode: mode, Uid: c.UID, Gid: c.GID})
+	return f.made(&metapb.CreateFile{Parent: parent, Name: []byte(name), Mode: mode, Uid: c.UID, Gid: c.GID})
 }
 
-func (f *fakeNS) Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (*meta.Attr, error) {
+func (f *fakeNS) Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (Made, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, _, err := f.where(parent, name, true); err != nil {
-		return nil, err
+		return Made{}, err
 	}
-	return f.mutate(&metapb.Symlink{Parent: parent, Name: []byte(name), Target: []byte(target), Uid: c.UID, Gid: c.GID})
+	return f.made(&metapb.Symlink{Parent: parent, Name: []byte(name), Target: []byte(target), Uid: c.UID, Gid: c.GID})
 }
 
-func (f *fakeNS) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (*meta.Attr, error) {
+func (f *fakeNS) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fsys, newPath, err := f.where(newParent, newName, true)
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
 	_, oldPath, err := f.where(ino, "", false)
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
-	a, err := f.mutate(&metapb.Link{Ino: ino, NewParent: newParent, NewName: []byte(newName)})
+	made, err := f.made(&metapb.Link{Ino: ino, NewParent: newParent, NewName: []byte(newName)})
 	if err != nil {
-		return nil, err
+		return Made{}, err
 	}
 	if l, ok := fsys.(ufs.Linker); ok {
 		if err := l.Link(ctx, oldPath, newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, ufsErr(err)
+			return Made{}, ufsErr(err)
 		}
 	}
-	return a, nil
+	return made, nil
 }
 
-func (f *fakeNS) Unlink(ctx context.Context, parent meta.Ino, name string) error {
+func (f *fakeNS) Unlink(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fsys, p, err := f.where(parent, name, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := f.mutate(&metapb.Unlink{Parent: parent, Name: []byte(name)}); err != nil {
-		return err
+	dir, err := f.removed(&metapb.Unlink{Parent: parent, Name: []byte(name)})
+	if err != nil {
+		return nil, err
 	}
 	if err := fsys.Delete(ctx, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return ufsErr(err)
+		return nil, ufsErr(err)
 	}
-	return nil
+	return dir, nil
 }
 
-func (f *fakeNS) Rmdir(ctx context.Context, parent meta.Ino, name string) error {
+func (f *fakeNS) Rmdir(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fsys, p, err := f.where(parent, name, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := f.mutate(&metapb.Rmdir{Parent: parent, Name: []byte(name)}); err != nil {
-		return err
+	dir, err := f.removed(&metapb.Rmdir{Parent: parent, Name: []byte(name)})
+	if err != nil {
+		return nil, err
 	}
 	if err := fsys.Delete(ctx, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return ufsErr(err)
+		return nil, ufsErr(err)
 	}
-	return nil
+	return dir, nil
 }
 
 func (f *fakeNS) Rename(ctx context.Context, oldParent meta.Ino, oldName string, newParent meta.Ino, newName string, flags uint32) error {

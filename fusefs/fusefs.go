@@ -36,20 +36,20 @@ type Namespace interface {
 	ReadDir(ctx context.Context, dir meta.Ino, after string, limit int, plus bool) ([]meta.DirEntry, bool, error)
 
 	// Mkdir creates a directory owned by c.
-	Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, error)
+	Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (Made, error)
 	// Create creates an empty regular file owned by c. Its UFS object is
-	// written by fusefs when the file is first closed. The Location is where
-	// the file lives, when the namespace knows it without asking (nil: fusefs
-	// calls Location).
-	Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (*meta.Attr, *Location, error)
+	// written by fusefs when the file is first closed.
+	Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (Made, error)
 	// Symlink creates a symbolic link owned by c.
-	Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (*meta.Attr, error)
+	Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (Made, error)
 	// Link makes newName in newParent another name of ino.
-	Link(ctx context.Context, ino, newParent meta.Ino, newName string) (*meta.Attr, error)
-	// Unlink removes the non-directory name from parent.
-	Unlink(ctx context.Context, parent meta.Ino, name string) error
-	// Rmdir removes the empty directory name from parent.
-	Rmdir(ctx context.Context, parent meta.Ino, name string) error
+	Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error)
+	// Unlink removes the non-directory name from parent and returns the
+	// directory's attributes just after (nil when not reported).
+	Unlink(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error)
+	// Rmdir removes the empty directory name from parent and returns the
+	// directory's attributes just after (nil when not reported).
+	Rmdir(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error)
 	// Rename moves oldName in oldParent to newName in newParent; flags are
 	// renameat2's (meta.RenameNoReplace, meta.RenameExchange).
 	Rename(ctx context.Context, oldParent meta.Ino, oldName string, newParent meta.Ino, newName string, flags uint32) error
@@ -76,6 +76,19 @@ type Namespace interface {
 	Location(ctx context.Context, ino meta.Ino) (Location, error)
 	// StatFS returns figures about the whole namespace.
 	StatFS(ctx context.Context) (StatFS, error)
+}
+
+// Made is what a call that adds a name to a directory answers.
+type Made struct {
+	// Attr is the attributes of the inode named (the new one; for Link, the
+	// linked one).
+	Attr *meta.Attr
+	// Dir is the directory's attributes just after the name was added; nil
+	// when the namespace does not report them.
+	Dir *meta.Attr
+	// Loc is, for Create, where the new file lives when the namespace knows
+	// it without asking; nil: fusefs calls Location.
+	Loc *Location
 }
 
 // Caller is the local user a request comes from; it owns what it creates.
@@ -199,12 +212,17 @@ type mount struct {
 	// listings are the directory listings lookups are answered from.
 	gen      atomic.Uint64
 	listings *listings
+	// reportTTL is how long a directory's attributes reported by a change
+	// made here answer Getattr (Node.noteDir); 0: never.
+	reportTTL time.Duration
 
 	// Counters for tests and benchmarks.
 	reads        atomic.Int64 // FUSE read requests served
 	passthroughs atomic.Int64 // opens answered with passthrough
 	handles      atomic.Int64 // file handles open
 	releasing    atomic.Int64 // Release calls in progress
+	// reportedAttrs counts Getattr calls answered from reported attributes.
+	reportedAttrs atomic.Int64
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and
@@ -243,6 +261,9 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 	}
 	m := &mount{cache: c, opts: opts, log: opts.Logger, staging: opts.StagingDir}
 	m.ns = changeCounter{Namespace: ns, gen: &m.gen}
+	if opts.AttrTimeout >= minLocalTTL {
+		m.reportTTL = opts.AttrTimeout
+	}
 	m.listings = newListings(opts, &m.gen)
 	if m.log == nil {
 		m.log = log.Default()

@@ -36,8 +36,10 @@ const (
 	// maxListings bounds the listings a mount holds; the one expiring first
 	// makes room for a new one.
 	maxListings = 8
-	// minListingTTL is the shortest timeout for which listings are used.
-	minListingTTL = 50 * time.Millisecond
+	// minLocalTTL is the shortest kernel timeout for which lookups and
+	// attributes are answered from what mountd holds (listings, reported
+	// directory attributes).
+	minLocalTTL = 50 * time.Millisecond
 	// listingWait bounds the fetching of one listing.
 	listingWait = 30 * time.Second
 )
@@ -61,7 +63,7 @@ type listings struct {
 
 func newListings(opts Options, gen *atomic.Uint64) *listings {
 	ttl := min(opts.AttrTimeout, opts.EntryTimeout)
-	if ttl < minListingTTL {
+	if ttl < minLocalTTL {
 		ttl = 0
 	}
 	return &listings{ttl: ttl, gen: gen, byDir: map[meta.Ino]*listing{}}
@@ -219,32 +221,32 @@ func (c changeCounter) around() func() {
 	return func() { c.gen.Add(1) }
 }
 
-func (c changeCounter) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, cl Caller) (*meta.Attr, error) {
+func (c changeCounter) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, cl Caller) (Made, error) {
 	defer c.around()()
 	return c.Namespace.Mkdir(ctx, parent, name, mode, cl)
 }
 
-func (c changeCounter) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, cl Caller) (*meta.Attr, *Location, error) {
+func (c changeCounter) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, cl Caller) (Made, error) {
 	defer c.around()()
 	return c.Namespace.Create(ctx, parent, name, mode, cl)
 }
 
-func (c changeCounter) Symlink(ctx context.Context, parent meta.Ino, name, target string, cl Caller) (*meta.Attr, error) {
+func (c changeCounter) Symlink(ctx context.Context, parent meta.Ino, name, target string, cl Caller) (Made, error) {
 	defer c.around()()
 	return c.Namespace.Symlink(ctx, parent, name, target, cl)
 }
 
-func (c changeCounter) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (*meta.Attr, error) {
+func (c changeCounter) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error) {
 	defer c.around()()
 	return c.Namespace.Link(ctx, ino, newParent, newName)
 }
 
-func (c changeCounter) Unlink(ctx context.Context, parent meta.Ino, name string) error {
+func (c changeCounter) Unlink(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
 	defer c.around()()
 	return c.Namespace.Unlink(ctx, parent, name)
 }
 
-func (c changeCounter) Rmdir(ctx context.Context, parent meta.Ino, name string) error {
+func (c changeCounter) Rmdir(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
 	defer c.around()()
 	return c.Namespace.Rmdir(ctx, parent, name)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -35,6 +36,9 @@ type Node struct {
 	pagesStale bool
 	caps       *xattrCache // security.capability, cached
 	dir        dirLookups  // a directory's lookups sent to the master
+	// reported is when attr was set from what a change this mount made in
+	// the directory reported (zero: it was not); see noteDir.
+	reported time.Time
 }
 
 // Interfaces implemented by Node.
@@ -89,6 +93,44 @@ func (n *Node) setAttr(a *meta.Attr) {
 	n.mu.Lock()
 	n.attr = *a
 	n.mu.Unlock()
+}
+
+// noteDir keeps a, the attributes a change this mount made in directory n
+// reported for it just after the change. The kernel drops a directory's
+// attributes whenever a name in it comes or goes and asks for them again
+// before the next change; Getattr answers that from a while it is younger
+// than the attribute timeout, telling the kernel to keep it only for what
+// remains, so nothing the kernel shows is older than with its own cache. A
+// nil a, or one older than the attributes held, is ignored.
+func (n *Node) noteDir(a *meta.Attr) {
+	if a == nil || n.m.reportTTL == 0 {
+		return
+	}
+	now := time.Now()
+	n.mu.Lock()
+	if a.Ctime >= n.attr.Ctime {
+		n.attr, n.reported = *a, now
+	}
+	n.mu.Unlock()
+}
+
+// dropReported stops Getattr answering from reported attributes: a change
+// was made that they do not show.
+func (n *Node) dropReported() {
+	n.mu.Lock()
+	n.reported = time.Time{}
+	n.mu.Unlock()
+}
+
+// reportedLeft is how much longer n's reported attributes may be answered.
+func (n *Node) reportedLeft() time.Duration {
+	n.mu.Lock()
+	at := n.reported
+	n.mu.Unlock()
+	if at.IsZero() {
+		return 0
+	}
+	return n.m.reportTTL - time.Since(at)
 }
 
 // fill writes the node's attributes to out: the last ones seen, with the
@@ -165,6 +207,12 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 // master; a file that has been removed while still open answers its last
 // attributes with a link count of zero, as on a local filesystem.
 func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if left := n.reportedLeft(); left > 0 {
+		n.m.reportedAttrs.Add(1)
+		n.fill(&out.Attr)
+		out.SetTimeout(left)
+		return 0
+	}
 	a, err := n.m.ns.GetAttr(ctx, n.ino())
 	if err != nil {
 		en := toErrno(err)

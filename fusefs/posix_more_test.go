@@ -317,7 +317,7 @@ func TestBigDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := func(i int) string { return fmt.Sprintf("entry-%06d-%s", i, strings.Repeat("z", 40)) }
-	e.ns.populate(d.Ino, count, name)
+	e.ns.populate(d.Attr.Ino, count, name)
 	runtime.GC()
 	before := rss(t)
 	calls := e.ns.readDirs.Load()

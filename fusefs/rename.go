@@ -36,5 +36,19 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if flags&renameExchange != 0 {
 		mf |= meta.RenameExchange
 	}
+	// Both directories, and a directory moved (its ".." and ctime), change
+	// in ways the rename does not report.
+	defer func() {
+		n.dropReported()
+		np.dropReported()
+		for _, ch := range []*gofs.Inode{n.GetChild(name), np.GetChild(newName)} {
+			if ch == nil {
+				continue
+			}
+			if cn, ok := ch.Operations().(*Node); ok {
+				cn.dropReported()
+			}
+		}
+	}()
 	return toErrno(n.m.ns.Rename(ctx, n.ino(), name, np.ino(), newName, mf))
 }

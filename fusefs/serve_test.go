@@ -40,7 +40,7 @@ func TestSubtreeRoot(t *testing.T) {
 	if _, err := ns.Mkdir(ctx, meta.RootIno, "outside", 0o755, Caller{}); err != nil {
 		t.Fatal(err)
 	}
-	file, _, err := ns.Create(ctx, meta.RootIno, "file", 0o644, Caller{})
+	file, err := ns.Create(ctx, meta.RootIno, "file", 0o644, Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +51,12 @@ func TestSubtreeRoot(t *testing.T) {
 	defer c.Close()
 	opts := Options{StagingDir: filepath.Join(tmp, "s"), Logger: log.New(&syncBuffer{}, "", 0)}
 
-	opts.RootIno = file.Ino
+	opts.RootIno = file.Attr.Ino
 	if _, err := Serve(mnt, ns, c, opts); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("mounting a file as the root: %v, want ErrInvalidOptions", err)
 	}
 
-	opts.RootIno = sub.Ino
+	opts.RootIno = sub.Attr.Ino
 	srv, err := Serve(mnt, ns, c, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +68,8 @@ func TestSubtreeRoot(t *testing.T) {
 		}
 	}()
 	var st syscall.Stat_t
-	if err := syscall.Stat(mnt, &st); err != nil || st.Ino != sub.Ino {
-		t.Fatalf("stat of the mount root: ino %d, %v; want %d", st.Ino, err, sub.Ino)
+	if err := syscall.Stat(mnt, &st); err != nil || st.Ino != sub.Attr.Ino {
+		t.Fatalf("stat of the mount root: ino %d, %v; want %d", st.Ino, err, sub.Attr.Ino)
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("in sub"), 0o644); err != nil {
 		t.Fatal(err)

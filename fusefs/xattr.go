@@ -86,6 +86,7 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EOPNOTSUPP
 	}
 	defer n.forgetCaps(attr)
+	defer n.dropReported() // the ctime moves
 	return toErrno(n.m.ns.SetXattr(ctx, n.ino(), attr, data, flags))
 }
 
@@ -121,5 +122,6 @@ func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EROFS
 	}
 	defer n.forgetCaps(attr)
+	defer n.dropReported() // the ctime moves
 	return toErrno(n.m.ns.RemoveXattr(ctx, n.ino(), attr))
 }

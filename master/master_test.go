@@ -38,8 +38,12 @@ func TestNamespaceByPath(t *testing.T) {
 		t.Errorf("entry = %+v", en)
 	}
 	for i := range 25 {
-		r, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Caller: caller, Path: fmt.Sprintf("/a/f%02d", i), Mode: 0o644})
-		mustOK(t, "create", r.GetErrno(), r.GetMessage(), err)
+		c, err := e.ns.Create(ctx, &pb.CreateRequest{Request: e.req(), Caller: caller, Path: fmt.Sprintf("/a/f%02d", i), Mode: 0o644})
+		mustOK(t, "create", c.GetErrno(), c.GetMessage(), err)
+		// The directory's attributes after the create come with it.
+		if d := c.DirAttr; d == nil || d.Ino != r.Attr.Ino || d.MtimeNs != c.Attr.CtimeNs || d.Nlink != 2 {
+			t.Fatalf("create: dir attr = %+v", d)
+		}
 	}
 	// Pages of 10 with a cursor, then readdirplus.
 	var names []string
@@ -89,6 +93,9 @@ func TestNamespaceByPath(t *testing.T) {
 	mustOK(t, "unlink", rm.GetErrno(), rm.GetMessage(), err)
 	if len(rm.Removed) != 1 || rm.Removed[0] != st.Attr.Ino {
 		t.Errorf("unlink removed %v, want [%d]", rm.Removed, st.Attr.Ino)
+	}
+	if d := rm.DirAttr; d == nil || d.Ino != uint64(meta.RootIno) || d.Type != pb.FileType_DIRECTORY {
+		t.Errorf("unlink: dir attr = %+v", d)
 	}
 
 	sl, err := e.ns.Symlink(ctx, &pb.SymlinkRequest{Request: e.req(), Path: "/s", Target: []byte("a/f05")})

@@ -107,7 +107,7 @@ func (a *applier) addChild(parent *metapb.Inode, name []byte, n *metapb.Inode) e
 	if err := a.put(parent); err != nil {
 		return err
 	}
-	a.res.Ino, a.res.Attr = ino, attrFromPB(n)
+	a.res.Ino, a.res.Attr, a.res.Dir = ino, attrFromPB(n), attrFromPB(parent)
 	return nil
 }
 

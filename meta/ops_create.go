@@ -104,7 +104,7 @@ func (a *applier) link(op *metapb.Link) error {
 	if err := a.put(n); err != nil {
 		return err
 	}
-	a.res.Ino, a.res.Attr = n.Ino, attrFromPB(n)
+	a.res.Ino, a.res.Attr, a.res.Dir = n.Ino, attrFromPB(n), attrFromPB(p)
 	return nil
 }
 

@@ -48,6 +48,7 @@ func (a *applier) unlink(op *metapb.Unlink) error {
 		a.res.Attr = attrFromPB(n)
 	}
 	a.touch(p)
+	a.res.Dir = attrFromPB(p)
 	return a.put(p)
 }
 
@@ -68,6 +69,7 @@ func (a *applier) rmdir(op *metapb.Rmdir) error {
 	}
 	p.Nlink--
 	a.touch(p)
+	a.res.Dir = attrFromPB(p)
 	return a.put(p)
 }
 

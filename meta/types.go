@@ -130,6 +130,10 @@ type Result struct {
 	Ino Ino
 	// Attr is that inode's attributes after the entry, when it still exists.
 	Attr *Attr
+	// Dir is the attributes after the entry of the directory it added a name
+	// to or removed one from (create, mkdir, symlink, link, unlink, rmdir);
+	// nil for other entries and for replays.
+	Dir *Attr
 	// Gen is the sync generation a LoadDir entry with begin set started.
 	Gen uint64
 	// Removed lists inodes the entry deleted (their data may be dropped).

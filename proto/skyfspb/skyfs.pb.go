@@ -1391,7 +1391,11 @@ type EntryResponse struct {
 	// Create with want_location only: where the new file lives, as Locate
 	// would answer, so that the caller opening it for writing needs no second
 	// call.
-	Location      *LocateResponse `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
+	Location *LocateResponse `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
+	// Create, Mkdir, Symlink and Link: the directory's attributes just after
+	// the name was added (absent on a replay), so that a caller need not ask
+	// for them again.
+	DirAttr       *Attr `protobuf:"bytes,7,opt,name=dir_attr,json=dirAttr,proto3" json:"dir_attr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1464,6 +1468,13 @@ func (x *EntryResponse) GetIno() uint64 {
 func (x *EntryResponse) GetLocation() *LocateResponse {
 	if x != nil {
 		return x.Location
+	}
+	return nil
+}
+
+func (x *EntryResponse) GetDirAttr() *Attr {
+	if x != nil {
+		return x.DirAttr
 	}
 	return nil
 }
@@ -1691,8 +1702,11 @@ type RemoveResponse struct {
 	// The inode the entry named.
 	Ino uint64 `protobuf:"varint,3,opt,name=ino,proto3" json:"ino,omitempty"`
 	// Inodes deleted (their data may be dropped).
-	Removed       []uint64 `protobuf:"varint,4,rep,packed,name=removed,proto3" json:"removed,omitempty"`
-	Replayed      bool     `protobuf:"varint,5,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Removed  []uint64 `protobuf:"varint,4,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	Replayed bool     `protobuf:"varint,5,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// The directory's attributes just after the name was removed (absent on
+	// a replay).
+	DirAttr       *Attr `protobuf:"bytes,6,opt,name=dir_attr,json=dirAttr,proto3" json:"dir_attr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1760,6 +1774,13 @@ func (x *RemoveResponse) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *RemoveResponse) GetDirAttr() *Attr {
+	if x != nil {
+		return x.DirAttr
+	}
+	return nil
 }
 
 type RenameRequest struct {
@@ -4427,14 +4448,15 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\n" +
 	"new_parent\x18\x04 \x01(\x04R\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x05 \x01(\fR\anewName\x12\x19\n" +
-	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\xc7\x01\n" +
+	"\bnew_path\x18\x06 \x01(\tR\anewPath\"\xf2\x01\n" +
 	"\rEntryResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\"\n" +
 	"\x04attr\x18\x03 \x01(\v2\x0e.skyfs.v1.AttrR\x04attr\x12\x1a\n" +
 	"\breplayed\x18\x04 \x01(\bR\breplayed\x12\x10\n" +
 	"\x03ino\x18\x05 \x01(\x04R\x03ino\x124\n" +
-	"\blocation\x18\x06 \x01(\v2\x18.skyfs.v1.LocateResponseR\blocation\"\xae\x01\n" +
+	"\blocation\x18\x06 \x01(\v2\x18.skyfs.v1.LocateResponseR\blocation\x12)\n" +
+	"\bdir_attr\x18\a \x01(\v2\x0e.skyfs.v1.AttrR\adirAttr\"\xae\x01\n" +
 	"\x13CompleteFileRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -4450,13 +4472,14 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
 	"\x06parent\x18\x02 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\fR\x04name\x12\x12\n" +
-	"\x04path\x18\x04 \x01(\tR\x04path\"\x88\x01\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\"\xb3\x01\n" +
 	"\x0eRemoveResponse\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
 	"\x03ino\x18\x03 \x01(\x04R\x03ino\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\x04R\aremoved\x12\x1a\n" +
-	"\breplayed\x18\x05 \x01(\bR\breplayed\"\xfe\x01\n" +
+	"\breplayed\x18\x05 \x01(\bR\breplayed\x12)\n" +
+	"\bdir_attr\x18\x06 \x01(\v2\x0e.skyfs.v1.AttrR\adirAttr\"\xfe\x01\n" +
 	"\rRenameRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x1d\n" +
 	"\n" +
@@ -4790,92 +4813,94 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	1,  // 14: skyfs.v1.LinkRequest.request:type_name -> skyfs.v1.RequestID
 	5,  // 15: skyfs.v1.EntryResponse.attr:type_name -> skyfs.v1.Attr
 	39, // 16: skyfs.v1.EntryResponse.location:type_name -> skyfs.v1.LocateResponse
-	1,  // 17: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 18: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 19: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 20: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 21: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 22: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 23: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 24: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 25: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	64, // 26: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
-	1,  // 27: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
-	2,  // 28: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	65, // 29: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	40, // 30: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
-	1,  // 31: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	40, // 32: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	40, // 33: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	40, // 34: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	53, // 35: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 36: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 37: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 38: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 39: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 40: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 41: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	20, // 42: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 43: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 44: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	21, // 45: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	22, // 46: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	24, // 47: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	26, // 48: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	27, // 49: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	29, // 50: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	31, // 51: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	34, // 52: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	32, // 53: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	36, // 54: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	38, // 55: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	41, // 56: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	43, // 57: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	45, // 58: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	47, // 59: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	51, // 60: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	49, // 61: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	54, // 62: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	56, // 63: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	58, // 64: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	60, // 65: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	62, // 66: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 67: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 68: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 69: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 70: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 71: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 72: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 73: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 74: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 75: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 76: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 77: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 78: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 79: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 80: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 81: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 82: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 83: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 84: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 85: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	39, // 86: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	42, // 87: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	44, // 88: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	46, // 89: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	48, // 90: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	52, // 91: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	50, // 92: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	55, // 93: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	57, // 94: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	59, // 95: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	61, // 96: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	63, // 97: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	67, // [67:98] is the sub-list for method output_type
-	36, // [36:67] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	5,  // 17: skyfs.v1.EntryResponse.dir_attr:type_name -> skyfs.v1.Attr
+	1,  // 18: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 19: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 20: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 21: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
+	5,  // 22: skyfs.v1.RemoveResponse.dir_attr:type_name -> skyfs.v1.Attr
+	1,  // 23: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 24: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 25: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 26: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 27: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
+	64, // 28: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	1,  // 29: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 30: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
+	65, // 31: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	40, // 32: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	1,  // 33: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
+	40, // 34: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	40, // 35: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	40, // 36: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	53, // 37: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 38: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 39: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 40: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 41: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 42: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 43: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	20, // 44: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 45: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 46: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	21, // 47: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	22, // 48: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	24, // 49: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	26, // 50: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	27, // 51: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	29, // 52: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	31, // 53: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	34, // 54: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	32, // 55: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	36, // 56: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	38, // 57: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 58: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	43, // 59: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	45, // 60: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	47, // 61: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	51, // 62: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	49, // 63: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	54, // 64: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	56, // 65: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	58, // 66: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	60, // 67: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	62, // 68: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 69: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 70: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 71: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 72: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	19, // 73: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	19, // 74: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	19, // 75: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	19, // 76: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	19, // 77: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	23, // 78: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	23, // 79: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	25, // 80: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	19, // 81: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	28, // 82: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	30, // 83: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	33, // 84: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	35, // 85: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	33, // 86: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	37, // 87: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	39, // 88: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	42, // 89: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	44, // 90: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	46, // 91: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	48, // 92: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	52, // 93: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	50, // 94: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	55, // 95: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	57, // 96: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	59, // 97: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	61, // 98: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	63, // 99: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	69, // [69:100] is the sub-list for method output_type
+	38, // [38:69] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }

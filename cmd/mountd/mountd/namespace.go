@@ -121,6 +121,16 @@ func (n *namespace) entryAttr(ctx context.Context, resp *pb.EntryResponse, err e
 	return n.GetAttr(ctx, resp.Ino)
 }
 
+// made answers a call that added a name: the inode's attributes and the
+// directory's, when the master reported them.
+func (n *namespace) made(ctx context.Context, resp *pb.EntryResponse, err error) (fusefs.Made, error) {
+	a, err := n.entryAttr(ctx, resp, err)
+	if err != nil {
+		return fusefs.Made{}, err
+	}
+	return fusefs.Made{Attr: a, Dir: attrMeta(resp.DirAttr)}, nil
+}
+
 // Lookup implements fusefs.Namespace.
 func (n *namespace) Lookup(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
 	a, err := n.c.Lookup(ctx, parent, name)
@@ -153,52 +163,54 @@ func (n *namespace) ReadDir(ctx context.Context, dir meta.Ino, after string, lim
 }
 
 // Mkdir implements fusefs.Namespace.
-func (n *namespace) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, error) {
+func (n *namespace) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (fusefs.Made, error) {
 	resp, err := n.c.Mkdir(ctx, &pb.MkdirRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode})
-	return n.entryAttr(ctx, resp, err)
+	return n.made(ctx, resp, err)
 }
 
 // Create implements fusefs.Namespace. The master answers where the file
 // lives too; when it could not say (the file is already gone), fusefs asks
 // Location, which reports why.
-func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (*meta.Attr, *fusefs.Location, error) {
+func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c fusefs.Caller) (fusefs.Made, error) {
 	resp, err := n.c.Create(ctx, &pb.CreateRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Mode: mode, WantLocation: true})
-	a, err := n.entryAttr(ctx, resp, err)
-	if err != nil {
-		return nil, nil, err
+	made, err := n.made(ctx, resp, err)
+	if err != nil || resp.Location == nil || resp.Location.Errno != 0 {
+		return made, err
 	}
-	if resp.Location == nil || resp.Location.Errno != 0 {
-		return a, nil, nil
-	}
-	loc, err := n.location(ctx, resp.Location)
-	if err != nil {
-		return a, nil, nil // Location will try again, and report
-	}
-	return a, &loc, nil
+	if loc, err := n.location(ctx, resp.Location); err == nil {
+		made.Loc = &loc
+	} // else Location will try again, and report
+	return made, nil
 }
 
 // Symlink implements fusefs.Namespace.
-func (n *namespace) Symlink(ctx context.Context, parent meta.Ino, name, target string, c fusefs.Caller) (*meta.Attr, error) {
+func (n *namespace) Symlink(ctx context.Context, parent meta.Ino, name, target string, c fusefs.Caller) (fusefs.Made, error) {
 	resp, err := n.c.Symlink(ctx, &pb.SymlinkRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Target: []byte(target)})
-	return n.entryAttr(ctx, resp, err)
+	return n.made(ctx, resp, err)
 }
 
 // Link implements fusefs.Namespace.
-func (n *namespace) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (*meta.Attr, error) {
+func (n *namespace) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (fusefs.Made, error) {
 	resp, err := n.c.Link(ctx, &pb.LinkRequest{Ino: ino, NewParent: newParent, NewName: []byte(newName)})
-	return n.entryAttr(ctx, resp, err)
+	return n.made(ctx, resp, err)
 }
 
 // Unlink implements fusefs.Namespace.
-func (n *namespace) Unlink(ctx context.Context, parent meta.Ino, name string) error {
-	_, err := n.c.Unlink(ctx, &pb.UnlinkRequest{Parent: parent, Name: []byte(name)})
-	return err
+func (n *namespace) Unlink(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
+	resp, err := n.c.Unlink(ctx, &pb.UnlinkRequest{Parent: parent, Name: []byte(name)})
+	if err != nil {
+		return nil, err
+	}
+	return attrMeta(resp.DirAttr), nil
 }
 
 // Rmdir implements fusefs.Namespace.
-func (n *namespace) Rmdir(ctx context.Context, parent meta.Ino, name string) error {
-	_, err := n.c.Rmdir(ctx, &pb.RmdirRequest{Parent: parent, Name: []byte(name)})
-	return err
+func (n *namespace) Rmdir(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
+	resp, err := n.c.Rmdir(ctx, &pb.RmdirRequest{Parent: parent, Name: []byte(name)})
+	if err != nil {
+		return nil, err
+	}
+	return attrMeta(resp.DirAttr), nil
 }
 
 // Rename implements fusefs.Namespace.
