@@ -35,6 +35,10 @@ type fakeNS struct {
 	fs   map[uint64]ufs.FileSystem
 	ro   map[uint64]bool
 
+	// laterPages, when set, holds back every ReadDir page but the first
+	// until it is closed.
+	laterPages chan struct{}
+
 	readDirs  atomic.Int64 // ReadDir calls
 	lookups   atomic.Int64 // Lookup calls
 	completes atomic.Int64 // CompleteFile calls
@@ -203,6 +207,13 @@ func (f *fakeNS) GetAttr(ctx context.Context, ino meta.Ino) (*meta.Attr, error) 
 
 func (f *fakeNS) ReadDir(ctx context.Context, dir meta.Ino, after string, limit int, plus bool) ([]meta.DirEntry, bool, error) {
 	f.readDirs.Add(1)
+	if after != "" && f.laterPages != nil {
+		select {
+		case <-f.laterPages:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
 	var ents []meta.DirEntry
 	var more bool
 	var cursor []byte

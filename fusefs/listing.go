@@ -18,12 +18,12 @@ import (
 // READDIRPLUS, a job opening every file of a partition) costs one master
 // round trip per name. Once listingAfter lookups of one directory went to
 // the master within one kernel timeout, the directory's listing is fetched
-// with attributes, in the background and in pages, and later lookups of the
-// names it holds are answered from it until it is as old as the shorter of
-// the attribute and entry timeouts. Each such answer carries what remains of
-// that time as its kernel timeouts, so an attribute the kernel shows is
-// never older than the mount's attribute timeout, as with the kernel's own
-// cache alone. Names a listing does not hold still ask the master: a name
+// with attributes, in the background and in pages (each serving as soon as
+// it arrives), and later lookups of the names it holds are answered from it
+// until it is as old as the shorter of the attribute and entry timeouts.
+// Each such answer carries what remains of that time as its kernel
+// timeouts, so an attribute the kernel shows is never older than the
+// mount's attribute timeout, as with the kernel's own cache alone. Names a listing does not hold still ask the master: a name
 // created on another host is found at once. Any change made through this
 // mount drops every listing (changeCounter), and opens ask the master for
 // fresh attributes whatever a lookup answered (close-to-open).
@@ -45,11 +45,11 @@ const (
 )
 
 // listing is the attributes of the entries of one directory as they were at
-// one time.
+// one time. Its pages are added as they arrive.
 type listing struct {
 	gen     uint64 // the mount's change count when fetching began
 	expires time.Time
-	attrs   map[string]*meta.Attr
+	attrs   map[string]*meta.Attr // guarded by listings.mu
 }
 
 // listings holds a mount's directory listings by directory inode.
@@ -179,7 +179,9 @@ func (n *Node) lookupMissed() {
 }
 
 // fetchListing reads n's listing with attributes, at most listingPages
-// pages, and stores it unless this mount changed something meanwhile.
+// pages, and serves each page as it arrives: the names of the pages read so
+// far are found at once, the others still ask the master. Nothing is served
+// once this mount changed something (the listing's gen).
 func (n *Node) fetchListing() {
 	ls := n.m.listings
 	if ls.held(n.ino()) {
@@ -189,22 +191,31 @@ func (n *Node) fetchListing() {
 	defer cancel()
 	l := &listing{gen: ls.gen.Load(), expires: time.Now().Add(ls.ttl), attrs: map[string]*meta.Attr{}}
 	after := ""
-	for range listingPages {
+	for page := range listingPages {
 		ents, more, err := n.m.ns.ReadDir(ctx, n.ino(), after, n.m.opts.ReadDirPage, true)
 		if err != nil {
 			return
 		}
-		for _, e := range ents {
-			if e.Attr != nil {
-				l.attrs[string(e.Name)] = e.Attr
-			}
+		ls.add(l, ents)
+		if page == 0 {
+			ls.put(n.ino(), l)
 		}
 		if !more || len(ents) == 0 {
-			break
+			return
 		}
 		after = string(ents[len(ents)-1].Name)
 	}
-	ls.put(n.ino(), l)
+}
+
+// add puts the entries of a page into l, which lookups may be reading.
+func (ls *listings) add(l *listing, ents []meta.DirEntry) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, e := range ents {
+		if e.Attr != nil {
+			l.attrs[string(e.Name)] = e.Attr
+		}
+	}
 }
 
 // changeCounter is the mount's Namespace, counting the changes this mount

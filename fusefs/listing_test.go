@@ -85,6 +85,29 @@ func TestLookupsFromListing(t *testing.T) {
 	}
 }
 
+// TestListingServedByPage checks that the names of a listing's first page
+// are found in it while later pages are still being fetched, and that names
+// of pages not yet read ask the master.
+func TestListingServedByPage(t *testing.T) {
+	e := newEnv(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour, ReadDirPage: 10})
+	e.ns.laterPages = make(chan struct{})
+	dir := listedDir(t, e, "d", 50)
+	statNames(t, e, "d", 0, listingAfter)
+	waitListing(t, e, dir)
+	// The first page in name order is f0, f1, f10 ... f17; f16 and f17 were
+	// not looked up yet.
+	lookups := e.ns.lookups.Load()
+	statNames(t, e, "d", 16, 18)
+	if n := e.ns.lookups.Load() - lookups; n != 0 {
+		t.Fatalf("%d lookups of names in the first page reached the master", n)
+	}
+	statNames(t, e, "d", 40, 41)
+	if n := e.ns.lookups.Load() - lookups; n != 1 {
+		t.Fatalf("a name of a page not yet read: %d lookups reached the master, want 1", n)
+	}
+	close(e.ns.laterPages)
+}
+
 // TestListingExpires checks that an attribute changed elsewhere is seen once
 // the attribute timeout has passed since it was listed, as with the kernel's
 // cache alone.
