@@ -3,13 +3,17 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/skyfs/skyfs/client"
+	"github.com/skyfs/skyfs/internal/rafttest"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
 
@@ -102,6 +106,95 @@ func benchOps(b *testing.B, cls []*client.Client, op func(cl *client.Client, i, 
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
+}
+
+// BenchmarkCreateVsBare compares creates through gRPC on three masters with
+// the bare ceiling, raft alone (internal/rafttest: three hashicorp/raft
+// nodes with raft-boltdb/v2, stock settings, a counting FSM, 100-byte
+// commands), on the same machine and under the same noise: for each client
+// count it runs a short burst on each in turn, round after round, and
+// reports the median rate of each and the median of the rounds' ratios.
+// SKYFS_BENCH_ROUNDS sets the rounds (default 9).
+//
+//	go test -run '^$' -bench CreateVsBare -benchtime 1x ./integration
+func BenchmarkCreateVsBare(b *testing.B) {
+	const burstLen = 2 * time.Second
+	rounds := 9
+	if v, err := strconv.Atoi(os.Getenv("SKYFS_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	bare := rafttest.Bare(b, rafttest.Options{})
+	c := newCluster(b, 3)
+	ctx := context.Background()
+	setup := c.client(client.Config{})
+	for b.Loop() {
+		for _, clients := range []int{1, 64} {
+			cls := make([]*client.Client, clients)
+			for i := range cls {
+				cls[i] = c.client(client.Config{})
+			}
+			var next atomic.Int64
+			var skyfs, raft, ratio []float64
+			var skyfsLat, raftLat []time.Duration
+			for r := range rounds {
+				dir := fmt.Sprintf("/vs-%d-%d", clients, r)
+				if _, err := setup.Mkdir(ctx, &pb.MkdirRequest{Path: dir, Mode: 0o755}); err != nil {
+					b.Fatal(err)
+				}
+				br, bl, err := rafttest.Burst(clients, burstLen, func(int) error { return bare.Apply(rafttest.Command, 0).Error() })
+				if err != nil {
+					b.Fatal(err)
+				}
+				sr, sl, err := rafttest.Burst(clients, burstLen, func(i int) error {
+					cl := cls[next.Add(1)%int64(clients)]
+					_, err := cl.Create(ctx, &pb.CreateRequest{Path: fmt.Sprintf("%s/%d", dir, i), Mode: 0o644})
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				raft, skyfs, ratio = append(raft, br), append(skyfs, sr), append(ratio, sr/br)
+				raftLat, skyfsLat = append(raftLat, bl), append(skyfsLat, sl)
+			}
+			b.Logf("clients=%-2d creates %6.0f/s (p50 %v), bare raft %6.0f/s (p50 %v), ratio %.2f; ratios by round %.2f",
+				clients, median(skyfs), median(skyfsLat), median(raft), median(raftLat), median(ratio), ratio)
+			b.ReportMetric(median(skyfs), fmt.Sprintf("create-%d-ops/s", clients))
+			b.ReportMetric(median(raft), fmt.Sprintf("bare-%d-ops/s", clients))
+			b.ReportMetric(median(ratio), fmt.Sprintf("ratio-%d", clients))
+		}
+	}
+}
+
+// BenchmarkLoopbackRoundTrip measures what one hop between two processes
+// costs on this machine, below any skyfs code: a 100-byte TCP round trip on
+// loopback to an echo in a child process, back to back and after the
+// sender was idle for 1 ms (as a client is while the journal fsyncs). The
+// second is what each of a create's two gRPC hops pays that a bare raft
+// cluster, called in process, does not.
+//
+//	go test -run '^$' -bench LoopbackRoundTrip ./integration
+func BenchmarkLoopbackRoundTrip(b *testing.B) {
+	for _, idle := range []time.Duration{0, time.Millisecond} {
+		b.Run(fmt.Sprintf("idle=%v", idle), func(b *testing.B) {
+			conn := echoPeer(b)
+			buf := make([]byte, 100)
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() { // ns/op includes the idle time; p50-µs does not
+				if idle > 0 {
+					time.Sleep(idle)
+				}
+				t0 := time.Now()
+				if _, err := conn.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.ReportMetric(float64(median(lat).Nanoseconds())/1e3, "p50-µs")
+		})
 	}
 }
 

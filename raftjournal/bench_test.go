@@ -4,22 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
+
+	"github.com/skyfs/skyfs/internal/rafttest"
 )
 
 // The benchmarks measure the write path: three masters on loopback TCP, every
@@ -51,38 +46,12 @@ func benchClients() []int {
 // and the median latency.
 func runClients(b *testing.B, clients int, commits *atomic.Int64, op func(i int) error) {
 	before := commits.Load()
-	var next atomic.Int64
-	lat := make([][]time.Duration, clients)
-	var wg sync.WaitGroup
-	var failed atomic.Value
 	b.ResetTimer()
-	start := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				t0 := time.Now()
-				if err := op(i); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, all, err := rafttest.Clients(clients, func(i int) bool { return i < b.N }, op)
 	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(commits.Load()-before)/float64(b.N), "logcommits/op")
@@ -105,84 +74,17 @@ func (c countingLog) StoreLogs(l []*raft.Log) error {
 	return c.LogStore.StoreLogs(l)
 }
 
-// countFSM is the trivial state machine of the bare benchmark.
-type countFSM struct{ n atomic.Uint64 }
-
-func (f *countFSM) Apply(*raft.Log) interface{}         { return f.n.Add(1) }
-func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return countSnap(f.n.Load()), nil }
-func (f *countFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
-
-type countSnap uint64
-
-func (countSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
-func (countSnap) Release()                          {}
-
-// bareCluster starts three plain raft nodes and returns the leader.
-func bareCluster(b *testing.B, tune tuning, commits *atomic.Int64) (*raft.Raft, func()) {
-	hl := newHCLogger(slog.New(slog.NewTextHandler(io.Discard, nil)), "error")
-	var servers []raft.Server
-	var addrs []string
-	for i := range 3 {
-		addrs = append(addrs, freeAddr(b))
-		servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprint(i)), Address: raft.ServerAddress(addrs[i])})
-	}
-	var nodes []*raft.Raft
-	var closers []func()
-	for i := range 3 {
-		dir := b.TempDir()
-		rc := raft.DefaultConfig()
-		rc.LocalID = servers[i].ID
-		rc.Logger = hl
-		bopts := &bbolt.Options{Timeout: time.Second}
-		tune.raft(rc)
-		tune.bolt(bopts)
-		bs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: bopts})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ls, err := tune.logStore(countingLog{bs, commits})
-		if err != nil {
-			b.Fatal(err)
-		}
-		snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hl)
-		if err != nil {
-			b.Fatal(err)
-		}
-		addr, _ := net.ResolveTCPAddr("tcp", addrs[i])
-		trans, err := raft.NewTCPTransportWithLogger(addrs[i], addr, transportPool, transportTimeout, hl)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rt := tune.transport(trans)
-		if err := raft.BootstrapCluster(rc, ls, bs, snaps, rt, raft.Configuration{Servers: servers}); err != nil {
-			b.Fatal(err)
-		}
-		r, err := raft.NewRaft(rc, &countFSM{}, ls, bs, snaps, rt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		nodes = append(nodes, r)
-		closers = append(closers, func() {
-			r.Shutdown().Error()
-			trans.Close()
-			bs.Close()
-		})
-	}
-	var leader *raft.Raft
-	waitFor(b, 20*time.Second, "a leader", func() bool {
-		for _, r := range nodes {
-			if r.State() == raft.Leader {
-				leader = r
-				return true
-			}
-		}
-		return false
+// bareCluster starts three plain raft nodes (rafttest) with tune's settings
+// and returns the leader; commits counts their log commits.
+func bareCluster(b *testing.B, tune tuning, commits *atomic.Int64) *raft.Raft {
+	return rafttest.Bare(b, rafttest.Options{
+		Config: tune.raft,
+		Bolt:   tune.bolt,
+		WrapLog: func(s raft.LogStore) (raft.LogStore, error) {
+			return tune.logStore(countingLog{s, commits})
+		},
+		Transport: tune.transport,
 	})
-	return leader, func() {
-		for _, c := range closers {
-			c()
-		}
-	}
 }
 
 // benchTunings are the configurations benchmarked: RAFTJOURNAL_TUNE picks
@@ -227,8 +129,7 @@ func BenchmarkBareRaft(b *testing.B) {
 	for _, name := range bareTunings() {
 		b.Run("config="+name, func(b *testing.B) {
 			var commits atomic.Int64
-			leader, stop := bareCluster(b, tuningVariants[name], &commits)
-			defer stop()
+			leader := bareCluster(b, tuningVariants[name], &commits)
 			cmd := make([]byte, 100)
 			for _, clients := range benchClients() {
 				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
@@ -269,40 +170,6 @@ func BenchmarkNodeCreate(b *testing.B) {
 	}
 }
 
-// burst runs op from clients goroutines for d and returns the rate and the
-// median latency.
-func burst(clients int, d time.Duration, op func(i int) error) (float64, time.Duration, error) {
-	var next atomic.Int64
-	lat := make([][]time.Duration, clients)
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	start := time.Now()
-	stop := start.Add(d)
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				i := int(next.Add(1))
-				t0 := time.Now()
-				if err := op(i); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err, _ := failed.Load().(error); err != nil {
-		return 0, 0, err
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	return float64(len(all)) / elapsed.Seconds(), all[len(all)/2], nil
-}
-
 func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
@@ -335,8 +202,7 @@ func BenchmarkInterleaved(b *testing.B) {
 	cmd := make([]byte, 100)
 	for _, name := range bareTunings() {
 		commits := new(atomic.Int64)
-		leader, stop := bareCluster(b, tuningVariants[name], commits)
-		b.Cleanup(stop)
+		leader := bareCluster(b, tuningVariants[name], commits)
 		targets = append(targets, target{"bare-" + name, func(_, _ int) error { return leader.Apply(cmd, 0).Error() }, commits})
 	}
 	for _, name := range benchTunings() {
@@ -370,7 +236,7 @@ func BenchmarkInterleaved(b *testing.B) {
 		for r := range rounds {
 			for _, t := range targets {
 				before := t.commits.Load()
-				rate, p50, err := burst(clients, burstLen, func(i int) error { return t.op(clients, r<<32|i) })
+				rate, p50, err := rafttest.Burst(clients, burstLen, func(i int) error { return t.op(clients, r<<32|i) })
 				if err != nil {
 					b.Fatal(err)
 				}
