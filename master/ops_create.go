@@ -21,16 +21,7 @@ func (s *Server) entryResponse(res meta.Result, err error) (*pb.EntryResponse, e
 	if res.Errno != 0 {
 		return &pb.EntryResponse{Errno: int32(res.Errno), Replayed: res.Replayed}, nil
 	}
-	return &pb.EntryResponse{Attr: s.attrOf(res), Ino: res.Ino, Replayed: res.Replayed, DirAttr: dirAttrOf(res)}, nil
-}
-
-// dirAttrOf is the attributes of the directory res added a name to or
-// removed one from, when the entry reports them.
-func dirAttrOf(res meta.Result) *pb.Attr {
-	if res.Dir == nil || res.Errno != 0 {
-		return nil
-	}
-	return attrPB(res.Dir)
+	return &pb.EntryResponse{Attr: s.attrOf(res), Ino: res.Ino, Replayed: res.Replayed, DirAttr: attrPB(res.Dir)}, nil
 }
 
 // Mkdir creates a directory; under a mount, its UFS directory (an S3 marker

@@ -17,7 +17,7 @@ func (s *Server) removeResponse(res meta.Result, err error) (*pb.RemoveResponse,
 	if en != 0 {
 		return &pb.RemoveResponse{Errno: en, Message: msg}, nil
 	}
-	return &pb.RemoveResponse{Errno: int32(res.Errno), Ino: res.Ino, Removed: res.Removed, Replayed: res.Replayed, DirAttr: dirAttrOf(res)}, nil
+	return &pb.RemoveResponse{Errno: int32(res.Errno), Ino: res.Ino, Removed: res.Removed, Replayed: res.Replayed, DirAttr: attrPB(res.Dir)}, nil
 }
 
 // Unlink removes a directory entry that is not a directory; under a mount,
