@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,35 +72,21 @@ func BenchmarkMeta(b *testing.B) {
 	}
 }
 
-// benchOps runs b.N operations spread over the clients and reports the
-// throughput and the median latency of one operation.
+// benchOps runs b.N operations spread over the clients, op getting the
+// client's index i and its own count n of calls so far, and reports the
+// throughput and the median and 99th percentile latency of one operation.
 func benchOps(b *testing.B, cls []*client.Client, op func(cl *client.Client, i, n int) error) {
-	var next atomic.Int64
-	lat := make([][]time.Duration, len(cls))
-	var wg sync.WaitGroup
-	var failed atomic.Value
+	calls := make([]int, len(cls)) // each entry touched by its own client only
 	b.ResetTimer()
-	start := time.Now()
-	for i, cl := range cls {
-		wg.Go(func() {
-			for n := 0; next.Add(1) <= int64(b.N); n++ {
-				t0 := time.Now()
-				if err := op(cl, i, n); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = append(lat[i], time.Since(t0))
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, all, err := rafttest.Clients(len(cls), func(k int) bool { return k < b.N }, func(i, _ int) error {
+		n := calls[i]
+		calls[i]++
+		return op(cls[i], i, n)
+	})
 	b.StopTimer()
-	if err := failed.Load(); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")

@@ -47,7 +47,8 @@ func benchClients() []int {
 func runClients(b *testing.B, clients int, commits *atomic.Int64, op func(i int) error) {
 	before := commits.Load()
 	b.ResetTimer()
-	elapsed, all, err := rafttest.Clients(clients, func(i int) bool { return i < b.N }, op)
+	elapsed, all, err := rafttest.Clients(clients, func(i int) bool { return i < b.N },
+		func(_, i int) error { return op(i) })
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)

@@ -145,7 +145,8 @@ func (countSnap) Release()                          {}
 // per second and the median latency of one call.
 func Burst(clients int, d time.Duration, op func(i int) error) (float64, time.Duration, error) {
 	stop := time.Now().Add(d)
-	elapsed, lat, err := Clients(clients, func(int) bool { return time.Now().Before(stop) }, op)
+	elapsed, lat, err := Clients(clients, func(int) bool { return time.Now().Before(stop) },
+		func(_, i int) error { return op(i) })
 	if err != nil {
 		return 0, 0, err
 	}
@@ -156,10 +157,11 @@ func Burst(clients int, d time.Duration, op func(i int) error) (float64, time.Du
 }
 
 // Clients runs op from clients goroutines, each calling it again as soon as
-// it returns while more, given the next call's number (from 0), says so. It
-// returns the time taken and the latency of every call, sorted, or the
-// first error (a goroutine stops at its error).
-func Clients(clients int, more func(i int) bool, op func(i int) error) (time.Duration, []time.Duration, error) {
+// it returns while more, given the next call's number (from 0), says so; op
+// gets its goroutine's number c (from 0) and the call's i. It returns the
+// time taken and the latency of every call, sorted, or the first error (a
+// goroutine stops at its error).
+func Clients(clients int, more func(i int) bool, op func(c, i int) error) (time.Duration, []time.Duration, error) {
 	var next atomic.Int64
 	lat := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
@@ -173,7 +175,7 @@ func Clients(clients int, more func(i int) bool, op func(i int) error) (time.Dur
 					return
 				}
 				t0 := time.Now()
-				if err := op(i); err != nil {
+				if err := op(c, i); err != nil {
 					failed.Store(err)
 					return
 				}
