@@ -33,7 +33,7 @@ import (
 var (
 	tourMarker   = regexp.MustCompile(`^<!-- tour(: background, ready "([^"]+)")? -->$`)
 	anyTourMark  = regexp.MustCompile(`^<!--\s*tour\b`)
-	exportLine   = regexp.MustCompile(`^\s*(export [A-Za-z_][A-Za-z0-9_]*=\S*)\s*$`)
+	exportLine   = regexp.MustCompile(`^\s*(export( [A-Za-z_][A-Za-z0-9_]*=\S*)+)\s*$`)
 	errNoTour    = errors.New("no tour blocks")
 	tourDeadline = 5 * time.Minute // for one block, or a background block to be ready
 )
@@ -376,4 +376,22 @@ func mountsUnder(dir string) []string {
 		}
 	}
 	return ms
+}
+
+func TestExportLine(t *testing.T) {
+	for line, want := range map[string]string{
+		"  export SKYFS_MASTERS=127.0.0.1:7701,127.0.0.1:7702":       "export SKYFS_MASTERS=127.0.0.1:7701,127.0.0.1:7702",
+		"  export SKYFS_MASTERS=a:1 SKYFS_TOKEN_FILE=/s/admin.token": "export SKYFS_MASTERS=a:1 SKYFS_TOKEN_FILE=/s/admin.token",
+		"  echo hello > /mnt/hello.txt":                              "",
+		"  export SKYFS_MASTERS=a:1 && rm -rf /":                     "",
+		"Mount a bucket: export is done by make run":                 "",
+	} {
+		got := ""
+		if m := exportLine.FindStringSubmatch(line); m != nil {
+			got = m[1]
+		}
+		if got != want {
+			t.Errorf("%q: %q, want %q", line, got, want)
+		}
+	}
 }
