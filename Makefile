@@ -3,7 +3,7 @@
 
 GO       ?= go
 BIN      := bin
-BINARIES := masterd mountd skyfs
+BINARIES := masterd mountd skyfs csi
 PREFIX   ?= /usr/local
 FUZZTIME ?= 15s
 
@@ -41,6 +41,7 @@ run: build
 
 install: build
 	install -m 0755 $(BIN)/masterd $(BIN)/mountd $(BIN)/skyfs $(PREFIX)/bin/
+	install -m 0755 $(BIN)/csi $(PREFIX)/bin/skyfs-csi
 	install -m 0755 $(BIN)/mountd /sbin/mount.skyfs
 
 clean:
