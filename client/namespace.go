@@ -287,3 +287,18 @@ func (c *Client) Locate(ctx context.Context, ino uint64) (*pb.LocateResponse, er
 	}
 	return resp, errnoError(resp.Errno, resp.Message)
 }
+
+// StatDir returns, in one call, the attributes of names in directory dir
+// (an entry per name, in order, ENOENT in its errno when the directory does
+// not hold it), the directory's own attributes and where it lives.
+func (c *Client) StatDir(ctx context.Context, dir uint64, names [][]byte) (*pb.StatDirResponse, error) {
+	var resp *pb.StatDirResponse
+	err := c.call(ctx, "statdir", func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = pb.NewNamespaceClient(conn).StatDir(ctx, &pb.StatDirRequest{Dir: dir, Names: names})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, errnoError(resp.Errno, resp.Message)
+}

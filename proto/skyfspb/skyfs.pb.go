@@ -2907,6 +2907,211 @@ func (x *LocateResponse) GetReadOnly() bool {
 	return false
 }
 
+// StatDirRequest asks, in one read, for the current attributes of some names of
+// one directory and for where the directory lives in its UFS: what a mount
+// daemon needs to revalidate at once the files of a directory it holds. At
+// most 10,000 names (EINVAL above).
+type StatDirRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dir           uint64                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	Names         [][]byte               `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatDirRequest) Reset() {
+	*x = StatDirRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatDirRequest) ProtoMessage() {}
+
+func (x *StatDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatDirRequest.ProtoReflect.Descriptor instead.
+func (*StatDirRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *StatDirRequest) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
+func (x *StatDirRequest) GetNames() [][]byte {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+// StatDirEntry answers one name of a StatDirRequest.
+type StatDirEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ENOENT when the directory holds no such name (any more).
+	Errno         int32 `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Attr          *Attr `protobuf:"bytes,2,opt,name=attr,proto3" json:"attr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatDirEntry) Reset() {
+	*x = StatDirEntry{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatDirEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatDirEntry) ProtoMessage() {}
+
+func (x *StatDirEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatDirEntry.ProtoReflect.Descriptor instead.
+func (*StatDirEntry) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *StatDirEntry) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *StatDirEntry) GetAttr() *Attr {
+	if x != nil {
+		return x.Attr
+	}
+	return nil
+}
+
+// StatDirResponse answers a StatDirRequest: the directory's attributes, where
+// it lives (as LocateResponse for the directory), and one entry per name of
+// the request, in its order.
+type StatDirResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	DirAttr       *Attr                  `protobuf:"bytes,3,opt,name=dir_attr,json=dirAttr,proto3" json:"dir_attr,omitempty"`
+	MountId       uint64                 `protobuf:"varint,4,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	UfsPath       string                 `protobuf:"bytes,5,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,6,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	Entries       []*StatDirEntry        `protobuf:"bytes,7,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatDirResponse) Reset() {
+	*x = StatDirResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatDirResponse) ProtoMessage() {}
+
+func (x *StatDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatDirResponse.ProtoReflect.Descriptor instead.
+func (*StatDirResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *StatDirResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *StatDirResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StatDirResponse) GetDirAttr() *Attr {
+	if x != nil {
+		return x.DirAttr
+	}
+	return nil
+}
+
+func (x *StatDirResponse) GetMountId() uint64 {
+	if x != nil {
+		return x.MountId
+	}
+	return 0
+}
+
+func (x *StatDirResponse) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
+	}
+	return ""
+}
+
+func (x *StatDirResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *StatDirResponse) GetEntries() []*StatDirEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type Mount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2924,7 +3129,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3141,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3154,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Mount) GetId() uint64 {
@@ -3023,7 +3228,7 @@ type AddMountRequest struct {
 
 func (x *AddMountRequest) Reset() {
 	*x = AddMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3240,7 @@ func (x *AddMountRequest) String() string {
 func (*AddMountRequest) ProtoMessage() {}
 
 func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3253,7 @@ func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountRequest.ProtoReflect.Descriptor instead.
 func (*AddMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddMountRequest) GetRequest() *RequestID {
@@ -3112,7 +3317,7 @@ type AddMountResponse struct {
 
 func (x *AddMountResponse) Reset() {
 	*x = AddMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3329,7 @@ func (x *AddMountResponse) String() string {
 func (*AddMountResponse) ProtoMessage() {}
 
 func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3342,7 @@ func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountResponse.ProtoReflect.Descriptor instead.
 func (*AddMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddMountResponse) GetErrno() int32 {
@@ -3180,7 +3385,7 @@ type RemoveMountRequest struct {
 
 func (x *RemoveMountRequest) Reset() {
 	*x = RemoveMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3397,7 @@ func (x *RemoveMountRequest) String() string {
 func (*RemoveMountRequest) ProtoMessage() {}
 
 func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3410,7 @@ func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveMountRequest) GetRequest() *RequestID {
@@ -3240,7 +3445,7 @@ type RemoveMountResponse struct {
 
 func (x *RemoveMountResponse) Reset() {
 	*x = RemoveMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3252,7 +3457,7 @@ func (x *RemoveMountResponse) String() string {
 func (*RemoveMountResponse) ProtoMessage() {}
 
 func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3265,7 +3470,7 @@ func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveMountResponse) GetErrno() int32 {
@@ -3298,7 +3503,7 @@ type GetMountRequest struct {
 
 func (x *GetMountRequest) Reset() {
 	*x = GetMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3515,7 @@ func (x *GetMountRequest) String() string {
 func (*GetMountRequest) ProtoMessage() {}
 
 func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3528,7 @@ func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountRequest.ProtoReflect.Descriptor instead.
 func (*GetMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetMountRequest) GetId() uint64 {
@@ -3344,7 +3549,7 @@ type GetMountResponse struct {
 
 func (x *GetMountResponse) Reset() {
 	*x = GetMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3356,7 +3561,7 @@ func (x *GetMountResponse) String() string {
 func (*GetMountResponse) ProtoMessage() {}
 
 func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3369,7 +3574,7 @@ func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountResponse.ProtoReflect.Descriptor instead.
 func (*GetMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetMountResponse) GetErrno() int32 {
@@ -3401,7 +3606,7 @@ type ListMountsRequest struct {
 
 func (x *ListMountsRequest) Reset() {
 	*x = ListMountsRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3618,7 @@ func (x *ListMountsRequest) String() string {
 func (*ListMountsRequest) ProtoMessage() {}
 
 func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3631,7 @@ func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsRequest.ProtoReflect.Descriptor instead.
 func (*ListMountsRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
 }
 
 type ListMountsResponse struct {
@@ -3440,7 +3645,7 @@ type ListMountsResponse struct {
 
 func (x *ListMountsResponse) Reset() {
 	*x = ListMountsResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +3657,7 @@ func (x *ListMountsResponse) String() string {
 func (*ListMountsResponse) ProtoMessage() {}
 
 func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +3670,7 @@ func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsResponse.ProtoReflect.Descriptor instead.
 func (*ListMountsResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListMountsResponse) GetErrno() int32 {
@@ -3501,7 +3706,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3513,7 +3718,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3526,7 +3731,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -3565,7 +3770,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3782,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3795,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SyncProgress) GetErrno() int32 {
@@ -3667,7 +3872,7 @@ type MountAccessRequest struct {
 
 func (x *MountAccessRequest) Reset() {
 	*x = MountAccessRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3884,7 @@ func (x *MountAccessRequest) String() string {
 func (*MountAccessRequest) ProtoMessage() {}
 
 func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3897,7 @@ func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessRequest.ProtoReflect.Descriptor instead.
 func (*MountAccessRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MountAccessRequest) GetId() uint64 {
@@ -3715,7 +3920,7 @@ type MountAccessResponse struct {
 
 func (x *MountAccessResponse) Reset() {
 	*x = MountAccessResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +3932,7 @@ func (x *MountAccessResponse) String() string {
 func (*MountAccessResponse) ProtoMessage() {}
 
 func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +3945,7 @@ func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessResponse.ProtoReflect.Descriptor instead.
 func (*MountAccessResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MountAccessResponse) GetErrno() int32 {
@@ -3787,7 +3992,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3799,7 +4004,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3812,7 +4017,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Member) GetId() string {
@@ -3904,7 +4109,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +4121,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +4134,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *StatusRequest) GetLocal() bool {
@@ -3950,7 +4155,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3962,7 +4167,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3975,7 +4180,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StatusResponse) GetLeaderId() string {
@@ -4010,7 +4215,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4022,7 +4227,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4035,7 +4240,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -4067,7 +4272,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +4284,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +4297,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
 }
 
 type RemoveMemberRequest struct {
@@ -4104,7 +4309,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4116,7 +4321,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4129,7 +4334,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -4147,7 +4352,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4364,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4377,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{61}
 }
 
 // TransferLeaderRequest hands leadership to the member id (to any up-to-date
@@ -4186,7 +4391,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4198,7 +4403,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4211,7 +4416,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TransferLeaderRequest) GetId() string {
@@ -4230,7 +4435,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4447,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4460,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TransferLeaderResponse) GetLeaderId() string {
@@ -4273,7 +4478,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4285,7 +4490,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4298,7 +4503,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{61}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{64}
 }
 
 type CheckpointResponse struct {
@@ -4311,7 +4516,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4528,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4541,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{62}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CheckpointResponse) GetIndex() uint64 {
@@ -4567,7 +4772,21 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x19\n" +
 	"\bmount_id\x18\x03 \x01(\x04R\amountId\x12\x19\n" +
 	"\bufs_path\x18\x04 \x01(\tR\aufsPath\x12\x1b\n" +
-	"\tread_only\x18\x05 \x01(\bR\breadOnly\"\xb2\x02\n" +
+	"\tread_only\x18\x05 \x01(\bR\breadOnly\"8\n" +
+	"\x0eStatDirRequest\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\x04R\x03dir\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\fR\x05names\"H\n" +
+	"\fStatDirEntry\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\"\n" +
+	"\x04attr\x18\x02 \x01(\v2\x0e.skyfs.v1.AttrR\x04attr\"\xf1\x01\n" +
+	"\x0fStatDirResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12)\n" +
+	"\bdir_attr\x18\x03 \x01(\v2\x0e.skyfs.v1.AttrR\adirAttr\x12\x19\n" +
+	"\bmount_id\x18\x04 \x01(\x04R\amountId\x12\x19\n" +
+	"\bufs_path\x18\x05 \x01(\tR\aufsPath\x12\x1b\n" +
+	"\tread_only\x18\x06 \x01(\bR\breadOnly\x120\n" +
+	"\aentries\x18\a \x03(\v2\x16.skyfs.v1.StatDirEntryR\aentries\"\xb2\x02\n" +
 	"\x05Mount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x10\n" +
@@ -4674,7 +4893,7 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
 	"\tDIRECTORY\x10\x02\x12\v\n" +
-	"\aSYMLINK\x10\x032\x87\n" +
+	"\aSYMLINK\x10\x032\xc7\n" +
 	"\n" +
 	"\tNamespace\x12;\n" +
 	"\x06Lookup\x12\x17.skyfs.v1.LookupRequest\x1a\x18.skyfs.v1.LookupResponse\x12>\n" +
@@ -4696,7 +4915,8 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\tListXattr\x12\x1a.skyfs.v1.ListXattrRequest\x1a\x1b.skyfs.v1.ListXattrResponse\x12D\n" +
 	"\vRemoveXattr\x12\x1c.skyfs.v1.RemoveXattrRequest\x1a\x17.skyfs.v1.XattrResponse\x12;\n" +
 	"\x06StatFS\x12\x17.skyfs.v1.StatFSRequest\x1a\x18.skyfs.v1.StatFSResponse\x12;\n" +
-	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse2\xa8\x03\n" +
+	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse\x12>\n" +
+	"\aStatDir\x12\x18.skyfs.v1.StatDirRequest\x1a\x19.skyfs.v1.StatDirResponse2\xa8\x03\n" +
 	"\x06Mounts\x12A\n" +
 	"\bAddMount\x12\x19.skyfs.v1.AddMountRequest\x1a\x1a.skyfs.v1.AddMountResponse\x12J\n" +
 	"\vRemoveMount\x12\x1c.skyfs.v1.RemoveMountRequest\x1a\x1d.skyfs.v1.RemoveMountResponse\x12A\n" +
@@ -4726,7 +4946,7 @@ func file_skyfspb_skyfs_proto_rawDescGZIP() []byte {
 }
 
 var file_skyfspb_skyfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_skyfspb_skyfs_proto_goTypes = []any{
 	(FileType)(0),                  // 0: skyfs.v1.FileType
 	(*RequestID)(nil),              // 1: skyfs.v1.RequestID
@@ -4768,32 +4988,35 @@ var file_skyfspb_skyfs_proto_goTypes = []any{
 	(*StatFSResponse)(nil),         // 37: skyfs.v1.StatFSResponse
 	(*LocateRequest)(nil),          // 38: skyfs.v1.LocateRequest
 	(*LocateResponse)(nil),         // 39: skyfs.v1.LocateResponse
-	(*Mount)(nil),                  // 40: skyfs.v1.Mount
-	(*AddMountRequest)(nil),        // 41: skyfs.v1.AddMountRequest
-	(*AddMountResponse)(nil),       // 42: skyfs.v1.AddMountResponse
-	(*RemoveMountRequest)(nil),     // 43: skyfs.v1.RemoveMountRequest
-	(*RemoveMountResponse)(nil),    // 44: skyfs.v1.RemoveMountResponse
-	(*GetMountRequest)(nil),        // 45: skyfs.v1.GetMountRequest
-	(*GetMountResponse)(nil),       // 46: skyfs.v1.GetMountResponse
-	(*ListMountsRequest)(nil),      // 47: skyfs.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),     // 48: skyfs.v1.ListMountsResponse
-	(*SyncRequest)(nil),            // 49: skyfs.v1.SyncRequest
-	(*SyncProgress)(nil),           // 50: skyfs.v1.SyncProgress
-	(*MountAccessRequest)(nil),     // 51: skyfs.v1.MountAccessRequest
-	(*MountAccessResponse)(nil),    // 52: skyfs.v1.MountAccessResponse
-	(*Member)(nil),                 // 53: skyfs.v1.Member
-	(*StatusRequest)(nil),          // 54: skyfs.v1.StatusRequest
-	(*StatusResponse)(nil),         // 55: skyfs.v1.StatusResponse
-	(*AddMemberRequest)(nil),       // 56: skyfs.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 57: skyfs.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 58: skyfs.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 59: skyfs.v1.RemoveMemberResponse
-	(*TransferLeaderRequest)(nil),  // 60: skyfs.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 61: skyfs.v1.TransferLeaderResponse
-	(*CheckpointRequest)(nil),      // 62: skyfs.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),     // 63: skyfs.v1.CheckpointResponse
-	nil,                            // 64: skyfs.v1.Mount.OptionsEntry
-	nil,                            // 65: skyfs.v1.AddMountRequest.OptionsEntry
+	(*StatDirRequest)(nil),         // 40: skyfs.v1.StatDirRequest
+	(*StatDirEntry)(nil),           // 41: skyfs.v1.StatDirEntry
+	(*StatDirResponse)(nil),        // 42: skyfs.v1.StatDirResponse
+	(*Mount)(nil),                  // 43: skyfs.v1.Mount
+	(*AddMountRequest)(nil),        // 44: skyfs.v1.AddMountRequest
+	(*AddMountResponse)(nil),       // 45: skyfs.v1.AddMountResponse
+	(*RemoveMountRequest)(nil),     // 46: skyfs.v1.RemoveMountRequest
+	(*RemoveMountResponse)(nil),    // 47: skyfs.v1.RemoveMountResponse
+	(*GetMountRequest)(nil),        // 48: skyfs.v1.GetMountRequest
+	(*GetMountResponse)(nil),       // 49: skyfs.v1.GetMountResponse
+	(*ListMountsRequest)(nil),      // 50: skyfs.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),     // 51: skyfs.v1.ListMountsResponse
+	(*SyncRequest)(nil),            // 52: skyfs.v1.SyncRequest
+	(*SyncProgress)(nil),           // 53: skyfs.v1.SyncProgress
+	(*MountAccessRequest)(nil),     // 54: skyfs.v1.MountAccessRequest
+	(*MountAccessResponse)(nil),    // 55: skyfs.v1.MountAccessResponse
+	(*Member)(nil),                 // 56: skyfs.v1.Member
+	(*StatusRequest)(nil),          // 57: skyfs.v1.StatusRequest
+	(*StatusResponse)(nil),         // 58: skyfs.v1.StatusResponse
+	(*AddMemberRequest)(nil),       // 59: skyfs.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 60: skyfs.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 61: skyfs.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 62: skyfs.v1.RemoveMemberResponse
+	(*TransferLeaderRequest)(nil),  // 63: skyfs.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 64: skyfs.v1.TransferLeaderResponse
+	(*CheckpointRequest)(nil),      // 65: skyfs.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),     // 66: skyfs.v1.CheckpointResponse
+	nil,                            // 67: skyfs.v1.Mount.OptionsEntry
+	nil,                            // 68: skyfs.v1.AddMountRequest.OptionsEntry
 }
 var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	0,  // 0: skyfs.v1.Attr.type:type_name -> skyfs.v1.FileType
@@ -4824,83 +5047,88 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	4,  // 25: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
 	1,  // 26: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
 	1,  // 27: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	64, // 28: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
-	1,  // 29: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
-	2,  // 30: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	65, // 31: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	40, // 32: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
-	1,  // 33: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	40, // 34: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	40, // 35: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	40, // 36: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	53, // 37: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 38: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 39: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 40: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 41: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 42: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 43: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	20, // 44: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 45: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 46: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	21, // 47: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	22, // 48: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	24, // 49: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	26, // 50: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	27, // 51: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	29, // 52: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	31, // 53: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	34, // 54: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	32, // 55: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	36, // 56: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	38, // 57: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	41, // 58: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	43, // 59: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	45, // 60: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	47, // 61: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	51, // 62: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	49, // 63: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	54, // 64: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	56, // 65: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	58, // 66: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	60, // 67: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	62, // 68: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 69: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 70: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 71: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 72: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 73: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 74: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 75: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 76: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 77: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 78: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 79: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 80: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 81: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 82: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 83: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 84: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 85: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 86: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 87: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	39, // 88: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	42, // 89: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	44, // 90: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	46, // 91: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	48, // 92: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	52, // 93: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	50, // 94: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	55, // 95: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	57, // 96: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	59, // 97: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	61, // 98: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	63, // 99: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	69, // [69:100] is the sub-list for method output_type
-	38, // [38:69] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	5,  // 28: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
+	5,  // 29: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
+	41, // 30: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
+	67, // 31: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	1,  // 32: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 33: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
+	68, // 34: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	43, // 35: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	1,  // 36: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
+	43, // 37: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	43, // 38: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	43, // 39: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	56, // 40: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 41: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 42: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 43: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 44: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 45: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 46: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	20, // 47: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 48: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 49: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	21, // 50: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	22, // 51: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	24, // 52: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	26, // 53: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	27, // 54: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	29, // 55: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	31, // 56: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	34, // 57: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	32, // 58: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	36, // 59: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	38, // 60: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	40, // 61: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
+	44, // 62: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	46, // 63: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	48, // 64: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	50, // 65: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	54, // 66: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	52, // 67: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	57, // 68: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	59, // 69: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	61, // 70: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	63, // 71: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	65, // 72: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 73: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 74: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 75: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 76: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	19, // 77: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	19, // 78: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	19, // 79: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	19, // 80: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	19, // 81: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	23, // 82: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	23, // 83: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	25, // 84: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	19, // 85: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	28, // 86: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	30, // 87: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	33, // 88: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	35, // 89: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	33, // 90: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	37, // 91: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	39, // 92: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	42, // 93: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
+	45, // 94: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	47, // 95: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	49, // 96: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	51, // 97: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	55, // 98: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	53, // 99: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	58, // 100: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	60, // 101: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	62, // 102: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	64, // 103: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	66, // 104: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	73, // [73:105] is the sub-list for method output_type
+	41, // [41:73] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }
@@ -4914,7 +5142,7 @@ func file_skyfspb_skyfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyfspb_skyfs_proto_rawDesc), len(file_skyfspb_skyfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   65,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -58,6 +58,7 @@ const (
 	Namespace_RemoveXattr_FullMethodName  = "/skyfs.v1.Namespace/RemoveXattr"
 	Namespace_StatFS_FullMethodName       = "/skyfs.v1.Namespace/StatFS"
 	Namespace_Locate_FullMethodName       = "/skyfs.v1.Namespace/Locate"
+	Namespace_StatDir_FullMethodName      = "/skyfs.v1.Namespace/StatDir"
 )
 
 // NamespaceClient is the client API for Namespace service.
@@ -86,6 +87,7 @@ type NamespaceClient interface {
 	RemoveXattr(ctx context.Context, in *RemoveXattrRequest, opts ...grpc.CallOption) (*XattrResponse, error)
 	StatFS(ctx context.Context, in *StatFSRequest, opts ...grpc.CallOption) (*StatFSResponse, error)
 	Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateResponse, error)
+	StatDir(ctx context.Context, in *StatDirRequest, opts ...grpc.CallOption) (*StatDirResponse, error)
 }
 
 type namespaceClient struct {
@@ -296,6 +298,16 @@ func (c *namespaceClient) Locate(ctx context.Context, in *LocateRequest, opts ..
 	return out, nil
 }
 
+func (c *namespaceClient) StatDir(ctx context.Context, in *StatDirRequest, opts ...grpc.CallOption) (*StatDirResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatDirResponse)
+	err := c.cc.Invoke(ctx, Namespace_StatDir_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NamespaceServer is the server API for Namespace service.
 // All implementations must embed UnimplementedNamespaceServer
 // for forward compatibility.
@@ -322,6 +334,7 @@ type NamespaceServer interface {
 	RemoveXattr(context.Context, *RemoveXattrRequest) (*XattrResponse, error)
 	StatFS(context.Context, *StatFSRequest) (*StatFSResponse, error)
 	Locate(context.Context, *LocateRequest) (*LocateResponse, error)
+	StatDir(context.Context, *StatDirRequest) (*StatDirResponse, error)
 	mustEmbedUnimplementedNamespaceServer()
 }
 
@@ -391,6 +404,9 @@ func (UnimplementedNamespaceServer) StatFS(context.Context, *StatFSRequest) (*St
 }
 func (UnimplementedNamespaceServer) Locate(context.Context, *LocateRequest) (*LocateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Locate not implemented")
+}
+func (UnimplementedNamespaceServer) StatDir(context.Context, *StatDirRequest) (*StatDirResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StatDir not implemented")
 }
 func (UnimplementedNamespaceServer) mustEmbedUnimplementedNamespaceServer() {}
 func (UnimplementedNamespaceServer) testEmbeddedByValue()                   {}
@@ -773,6 +789,24 @@ func _Namespace_Locate_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Namespace_StatDir_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatDirRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).StatDir(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_StatDir_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).StatDir(ctx, req.(*StatDirRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Namespace_ServiceDesc is the grpc.ServiceDesc for Namespace service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -859,6 +893,10 @@ var Namespace_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Locate",
 			Handler:    _Namespace_Locate_Handler,
+		},
+		{
+			MethodName: "StatDir",
+			Handler:    _Namespace_StatDir_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
