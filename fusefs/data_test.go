@@ -298,9 +298,22 @@ func TestUploadFailure(t *testing.T) {
 }
 
 // TestCloseToOpen changes a file as another host would (new UFS object,
-// CompleteFile with the master); the next open on this host reads it.
+// CompleteFile with the master); an open on this host that begins an
+// attribute timeout after the change reads it, and with StrictOpen the next
+// open does.
 func TestCloseToOpen(t *testing.T) {
-	e := newEnvCache(t, Options{}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	// The kernel keeps the name for longer than the attributes: the open
+	// reaches the mount without a lookup, which would fetch them.
+	const ttl = 200 * time.Millisecond
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
+			testCloseToOpen(t, Options{AttrTimeout: ttl, EntryTimeout: time.Hour, StrictOpen: strict})
+		})
+	}
+}
+
+func testCloseToOpen(t *testing.T, opts Options) {
+	e := newEnvCache(t, opts, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
 	old := randomBytes(9, 2*testBlock)
 	if err := os.WriteFile(e.path("f"), old, 0o644); err != nil {
 		t.Fatal(err)
@@ -322,6 +335,11 @@ func TestCloseToOpen(t *testing.T) {
 	}
 	if _, err := e.ns.CompleteFile(ctx, a.Ino, uint64(len(newer)), meta.Fingerprint{Size: fp.Size, ETag: fp.ETag, MtimeNs: fp.ModTime.UnixNano()}, 0); err != nil {
 		t.Fatal(err)
+	}
+	if !opts.StrictOpen {
+		// The promise: attributes held here are seen until they are an
+		// attribute timeout old, and they were asked for before the change.
+		time.Sleep(opts.AttrTimeout)
 	}
 	if got := readFile(t, e.path("f"), false); !bytes.Equal(got, newer) {
 		t.Fatalf("after a change elsewhere: read the old content")

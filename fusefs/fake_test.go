@@ -44,6 +44,14 @@ type fakeNS struct {
 	completes atomic.Int64 // CompleteFile calls
 	getxattrs atomic.Int64 // GetXattr calls
 	getattrs  atomic.Int64 // GetAttr calls
+	locates   atomic.Int64 // Location calls
+	statDirs  atomic.Int64 // StatDir calls
+	statNames atomic.Int64 // names asked of StatDir
+}
+
+// reads is the number of calls made to read the namespace.
+func (f *fakeNS) reads() int64 {
+	return f.readDirs.Load() + f.lookups.Load() + f.getattrs.Load() + f.locates.Load() + f.statDirs.Load()
 }
 
 var _ Namespace = (*fakeNS)(nil)
@@ -451,6 +459,11 @@ func (f *fakeNS) RemoveXattr(ctx context.Context, ino meta.Ino, name string) err
 }
 
 func (f *fakeNS) Location(ctx context.Context, ino meta.Ino) (Location, error) {
+	f.locates.Add(1)
+	return f.location(ino)
+}
+
+func (f *fakeNS) location(ino meta.Ino) (Location, error) {
 	var m *meta.Mount
 	var p string
 	err := f.view(func(tx meta.Txn) error {
@@ -464,6 +477,36 @@ func (f *fakeNS) Location(ctx context.Context, ino meta.Ino) (Location, error) {
 	f.fsMu.Lock()
 	defer f.fsMu.Unlock()
 	return Location{MountID: m.ID, FS: f.fs[m.ID], Path: p, ReadOnly: f.ro[m.ID]}, nil
+}
+
+func (f *fakeNS) StatDir(ctx context.Context, dir meta.Ino, names []string) (DirStat, error) {
+	f.statDirs.Add(1)
+	f.statNames.Add(int64(len(names)))
+	ds := DirStat{Attrs: make([]*meta.Attr, len(names))}
+	err := f.view(func(tx meta.Txn) error {
+		var err error
+		if ds.Dir, err = meta.GetAttr(tx, dir); err != nil {
+			return err
+		}
+		for i, name := range names {
+			a, err := meta.Lookup(tx, dir, []byte(name))
+			if en, ok := meta.Errno(err); ok && en == syscall.ENOENT {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			ds.Attrs[i] = a
+		}
+		return nil
+	})
+	if err != nil {
+		return DirStat{}, err
+	}
+	if ds.Loc, err = f.location(dir); err != nil {
+		return DirStat{}, err
+	}
+	return ds, nil
 }
 
 func (f *fakeNS) StatFS(ctx context.Context) (StatFS, error) {

@@ -109,23 +109,20 @@ func handleOf(f gofs.FileHandle) (*fileHandle, bool) {
 	return nil, false
 }
 
-// Open implements gofs.NodeOpener. Attributes are fetched afresh from the
-// master (close-to-open consistency).
+// Open implements gofs.NodeOpener. An open for reading uses the attributes
+// and location the node holds, younger than the attribute timeout, else
+// asks the master (close-to-open consistency once the timeout has passed;
+// see revalidate.go). An open for writing always asks.
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return n.openWriter(ctx, flags, false, nil)
 	}
-	a, err := n.m.ns.GetAttr(ctx, n.ino())
+	a, loc, err := n.readState(ctx)
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	n.setAttr(a)
 	if a.Type != meta.TypeRegular {
 		return nil, 0, syscall.EISDIR
-	}
-	loc, err := n.location(ctx)
-	if err != nil {
-		return nil, 0, toErrno(err)
 	}
 	c := contentOf(loc, a)
 	h := &fileHandle{n: n, flags: flags, c: c}

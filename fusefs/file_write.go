@@ -435,6 +435,7 @@ func (ws *writeState) commitLocked(ctx context.Context) syscall.Errno {
 	ws.modNs.Store(a.Mtime)
 	n.mu.Lock()
 	n.attr = *a
+	n.attrVer++
 	// The kernel's pages hold what was just written and stay valid, unless
 	// some writes bypassed them.
 	n.lastOpen = ws.base

@@ -74,6 +74,9 @@ type Namespace interface {
 
 	// Location says which UFS object backs ino (a file or directory).
 	Location(ctx context.Context, ino meta.Ino) (Location, error)
+	// StatDir returns, in one call, the current attributes of names in
+	// directory dir and where dir lives.
+	StatDir(ctx context.Context, dir meta.Ino, names []string) (DirStat, error)
 	// StatFS returns figures about the whole namespace.
 	StatFS(ctx context.Context) (StatFS, error)
 }
@@ -89,6 +92,18 @@ type Made struct {
 	// Loc is, for Create, where the new file lives when the namespace knows
 	// it without asking; nil: fusefs calls Location.
 	Loc *Location
+}
+
+// DirStat is what StatDir answers.
+type DirStat struct {
+	// Dir is the directory's attributes.
+	Dir *meta.Attr
+	// Loc is where the directory lives: a file of it with one link lives
+	// at ufs.Join(Loc.Path, name) in the same UFS mount.
+	Loc Location
+	// Attrs holds the attributes of each name asked for, in order; nil
+	// where the directory holds no such name.
+	Attrs []*meta.Attr
 }
 
 // Caller is the local user a request comes from; it owns what it creates.
@@ -185,6 +200,11 @@ type Options struct {
 	// SquashGID): root owns nothing it creates and passes the permission
 	// checks only where nobody would (squash.go).
 	RootSquash bool
+	// StrictOpen makes every open for reading ask the master for the
+	// file's attributes and location, as NFS's close-to-open does. Without
+	// it an open uses those the mount holds, younger than AttrTimeout
+	// (revalidate.go).
+	StrictOpen bool
 }
 
 // Defaults of Options.
@@ -215,6 +235,14 @@ type mount struct {
 	// reportTTL is how long a directory's attributes reported by a change
 	// made here answer Getattr (Node.noteDir); 0: never.
 	reportTTL time.Duration
+	// heldTTL is how long a file's attributes and location asked of the
+	// master are held (revalidate.go); 0: never. attrGen counts the changes
+	// made here that may change the attributes of nodes they do not answer
+	// for (changeCounter). skew is added to the clock they are timed with
+	// (tests move it on).
+	heldTTL time.Duration
+	attrGen atomic.Uint64
+	skew    atomic.Int64
 
 	// Counters for tests and benchmarks.
 	reads        atomic.Int64 // FUSE read requests served
@@ -223,6 +251,10 @@ type mount struct {
 	releasing    atomic.Int64 // Release calls in progress
 	// reportedAttrs counts Getattr calls answered from reported attributes.
 	reportedAttrs atomic.Int64
+	// heldOpens and heldAttrs count the opens and Getattr calls answered
+	// from held attributes without a call; revalidations the StatDir calls
+	// that answered.
+	heldOpens, heldAttrs, revalidations atomic.Int64
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and
@@ -260,9 +292,10 @@ func mountFS(dir string, ns Namespace, c *cache.Cache, opts Options) (*fuse.Serv
 		opts.RootIno = meta.RootIno
 	}
 	m := &mount{cache: c, opts: opts, log: opts.Logger, staging: opts.StagingDir}
-	m.ns = changeCounter{Namespace: ns, gen: &m.gen}
+	m.ns = changeCounter{Namespace: ns, gen: &m.gen, attrGen: &m.attrGen}
 	if opts.AttrTimeout >= minLocalTTL {
 		m.reportTTL = opts.AttrTimeout
+		m.heldTTL = opts.AttrTimeout
 	}
 	m.listings = newListings(opts, &m.gen)
 	if m.log == nil {

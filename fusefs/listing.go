@@ -136,11 +136,14 @@ type dirLookups struct {
 
 // cachedLookup answers a lookup of name from n's listing.
 func (n *Node) cachedLookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, bool) {
+	gen := n.m.attrGen.Load()
 	a, ttl, ok := n.m.listings.lookup(n.ino(), name)
 	if !ok {
 		return nil, false
 	}
-	ch := n.childNode(ctx, name, a, out)
+	// The listing was asked for when it began to be fetched, its lifetime
+	// ago, and nothing has changed here since.
+	ch := n.childNodeAt(ctx, name, a, n.m.now().Add(ttl-n.m.listings.ttl), gen, out)
 	out.SetEntryTimeout(ttl)
 	out.SetAttrTimeout(ttl)
 	return ch, true
@@ -221,15 +224,29 @@ func (ls *listings) add(l *listing, ents []meta.DirEntry) {
 // changeCounter is the mount's Namespace, counting the changes this mount
 // asks for in gen before and after each one, so a listing fetched while one
 // was under way is never used.
+//
+// attrGen counts, likewise, the changes that may change attributes of
+// nodes other than those they answer for (an unlink's or rename's target,
+// a hard link's other names, an extended attribute's inode's ctime): they
+// end the holding of every node's attributes (revalidate.go).
 type changeCounter struct {
 	Namespace
-	gen *atomic.Uint64
+	gen     *atomic.Uint64
+	attrGen *atomic.Uint64
 }
 
 // around counts a change before and after it is made.
 func (c changeCounter) around() func() {
 	c.gen.Add(1)
 	return func() { c.gen.Add(1) }
+}
+
+// aroundAll counts, in gen and in attrGen, a change before and after it is
+// made.
+func (c changeCounter) aroundAll() func() {
+	c.gen.Add(1)
+	c.attrGen.Add(1)
+	return func() { c.attrGen.Add(1); c.gen.Add(1) }
 }
 
 func (c changeCounter) Mkdir(ctx context.Context, parent meta.Ino, name string, mode uint32, cl Caller) (Made, error) {
@@ -248,22 +265,22 @@ func (c changeCounter) Symlink(ctx context.Context, parent meta.Ino, name, targe
 }
 
 func (c changeCounter) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error) {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.Link(ctx, ino, newParent, newName)
 }
 
 func (c changeCounter) Unlink(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.Unlink(ctx, parent, name)
 }
 
 func (c changeCounter) Rmdir(ctx context.Context, parent meta.Ino, name string) (*meta.Attr, error) {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.Rmdir(ctx, parent, name)
 }
 
 func (c changeCounter) Rename(ctx context.Context, oldParent meta.Ino, oldName string, newParent meta.Ino, newName string, flags uint32) error {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.Rename(ctx, oldParent, oldName, newParent, newName, flags)
 }
 
@@ -278,11 +295,11 @@ func (c changeCounter) CompleteFile(ctx context.Context, ino meta.Ino, size uint
 }
 
 func (c changeCounter) SetXattr(ctx context.Context, ino meta.Ino, name string, value []byte, flags uint32) error {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.SetXattr(ctx, ino, name, value, flags)
 }
 
 func (c changeCounter) RemoveXattr(ctx context.Context, ino meta.Ino, name string) error {
-	defer c.around()()
+	defer c.aroundAll()()
 	return c.Namespace.RemoveXattr(ctx, ino, name)
 }

@@ -39,6 +39,14 @@ type Node struct {
 	// reported is when attr was set from what a change this mount made in
 	// the directory reported (zero: it was not); see noteDir.
 	reported time.Time
+	// attrAt is when attr was asked of the master and attrGen the mount's
+	// attrGen then (zero attrAt: not known); loc is where the file lives,
+	// asked at locAt with attrGen locGen. attrVer counts the changes of
+	// attr made through this mount. See revalidate.go.
+	attrAt, locAt   time.Time
+	attrGen, locGen uint64
+	attrVer         uint64
+	loc             Location
 }
 
 // Interfaces implemented by Node.
@@ -89,9 +97,18 @@ func typeMode(t meta.FileType) uint32 {
 }
 
 // setAttr records a as the node's latest attributes.
-func (n *Node) setAttr(a *meta.Attr) {
+func (n *Node) setAttr(a *meta.Attr) { n.setAttrAt(a, time.Time{}, 0) }
+
+// setAttrAt records a, asked of the master at at with the mount's attrGen
+// gen, as the node's latest attributes, held until the attribute timeout
+// (revalidate.go); a zero at holds them no longer than those they replace.
+func (n *Node) setAttrAt(a *meta.Attr, at time.Time, gen uint64) {
 	n.mu.Lock()
 	n.attr = *a
+	n.attrVer++
+	if !at.IsZero() && !at.Before(n.attrAt) {
+		n.attrAt, n.attrGen = at, gen
+	}
 	n.mu.Unlock()
 }
 
@@ -175,6 +192,12 @@ func splitNs(ns int64) (uint64, uint32) {
 // childNode returns the node for attributes a found under name, reusing the
 // node the kernel already knows when there is one, and fills out.
 func (n *Node) childNode(ctx context.Context, name string, a *meta.Attr, out *fuse.EntryOut) *gofs.Inode {
+	return n.childNodeAt(ctx, name, a, time.Time{}, 0, out)
+}
+
+// childNodeAt is childNode for attributes asked of the master at at, with
+// the mount's attrGen gen (a zero at: not held, see setAttrAt).
+func (n *Node) childNodeAt(ctx context.Context, name string, a *meta.Attr, at time.Time, gen uint64, out *fuse.EntryOut) *gofs.Inode {
 	var ch *gofs.Inode
 	if old := n.GetChild(name); old != nil && old.StableAttr().Ino == a.Ino && old.StableAttr().Mode == typeMode(a.Type) {
 		ch = old
@@ -182,7 +205,7 @@ func (n *Node) childNode(ctx context.Context, name string, a *meta.Attr, out *fu
 		ch = n.NewInode(ctx, n.m.newNode(a), gofs.StableAttr{Mode: typeMode(a.Type), Ino: a.Ino})
 	}
 	if cn, ok := ch.Operations().(*Node); ok {
-		cn.setAttr(a)
+		cn.setAttrAt(a, at, gen)
 		cn.fill(&out.Attr)
 	} else {
 		n.m.fillAttr(a, &out.Attr)
@@ -195,17 +218,20 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if ch, ok := n.cachedLookup(ctx, name, out); ok {
 		return ch, 0
 	}
+	at, gen := n.m.now(), n.m.attrGen.Load()
 	a, err := n.m.ns.Lookup(ctx, n.ino(), name)
 	if err != nil {
 		return nil, toErrno(err)
 	}
 	n.lookupMissed()
-	return n.childNode(ctx, name, a, out), 0
+	return n.childNodeAt(ctx, name, a, at, gen, out), 0
 }
 
 // Getattr implements gofs.NodeGetattrer. The attributes come from the
-// master; a file that has been removed while still open answers its last
-// attributes with a link count of zero, as on a local filesystem.
+// master: those a file holds (revalidate.go), else from a revalidation of
+// its directory, else asked for it alone. A file that has been removed
+// while still open answers its last attributes with a link count of zero,
+// as on a local filesystem.
 func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if left := n.reportedLeft(); left > 0 {
 		n.m.reportedAttrs.Add(1)
@@ -213,6 +239,21 @@ func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 		out.SetTimeout(left)
 		return 0
 	}
+	if !n.IsDir() && n.m.heldTTL > 0 {
+		_, left := n.heldAttr()
+		if left <= 0 {
+			n.revalidate(ctx)
+			_, left = n.heldAttr()
+		} else {
+			n.m.heldAttrs.Add(1)
+		}
+		if left > 0 {
+			n.fill(&out.Attr)
+			out.SetTimeout(left)
+			return 0
+		}
+	}
+	st := n.stampNow()
 	a, err := n.m.ns.GetAttr(ctx, n.ino())
 	if err != nil {
 		en := toErrno(err)
@@ -223,7 +264,7 @@ func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 		n.attr.Nlink = 0
 		n.mu.Unlock()
 	} else {
-		n.setAttr(a)
+		n.setFresh(a, st)
 	}
 	n.fill(&out.Attr)
 	return 0

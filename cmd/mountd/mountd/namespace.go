@@ -289,6 +289,33 @@ func (n *namespace) Location(ctx context.Context, ino meta.Ino) (fusefs.Location
 	return n.location(ctx, loc)
 }
 
+// StatDir implements fusefs.Namespace: one call for the attributes of
+// names in dir and where dir lives.
+func (n *namespace) StatDir(ctx context.Context, dir meta.Ino, names []string) (fusefs.DirStat, error) {
+	raw := make([][]byte, len(names))
+	for i, name := range names {
+		raw[i] = []byte(name)
+	}
+	resp, err := n.c.StatDir(ctx, dir, raw)
+	if err != nil {
+		return fusefs.DirStat{}, err
+	}
+	if len(resp.Entries) != len(names) {
+		return fusefs.DirStat{}, fmt.Errorf("statdir: %d entries answered for %d names", len(resp.Entries), len(names))
+	}
+	loc, err := n.location(ctx, &pb.LocateResponse{MountId: resp.MountId, UfsPath: resp.UfsPath, ReadOnly: resp.ReadOnly})
+	if err != nil {
+		return fusefs.DirStat{}, err
+	}
+	ds := fusefs.DirStat{Dir: attrMeta(resp.DirAttr), Loc: loc, Attrs: make([]*meta.Attr, len(names))}
+	for i, e := range resp.Entries {
+		if e.Errno == 0 {
+			ds.Attrs[i] = attrMeta(e.Attr)
+		}
+	}
+	return ds, nil
+}
+
 // location turns the master's answer to Locate into a fusefs.Location.
 func (n *namespace) location(ctx context.Context, loc *pb.LocateResponse) (fusefs.Location, error) {
 	m, err := n.mount(ctx, loc.MountId)

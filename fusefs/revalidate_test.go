@@ -1,0 +1,168 @@
+package fusefs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skyfs/skyfs/cache"
+)
+
+// heldFiles writes count files of a few bytes in each of dirs through the
+// mount and returns their paths under the mount, by directory.
+func heldFiles(t *testing.T, e *env, dirs []string, count int) [][]string {
+	t.Helper()
+	var paths [][]string
+	for _, d := range dirs {
+		if err := os.Mkdir(e.path(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var ps []string
+		for i := range count {
+			p := fmt.Sprintf("%s/f%03d", d, i)
+			if err := os.WriteFile(e.path(p), []byte(p), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		paths = append(paths, ps)
+	}
+	return paths
+}
+
+// openStat opens the file at p under the mount for reading, fstats it and
+// reads it, checking its content is its name.
+func openStat(t *testing.T, e *env, p string) {
+	t.Helper()
+	f, err := os.Open(e.path(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Size != int64(len(p)) {
+		t.Fatalf("fstat %s: size %d, %v", p, st.Size, err)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(f); err != nil || buf.String() != p {
+		t.Fatalf("read %s: %q, %v", p, buf.String(), err)
+	}
+}
+
+// statDirCalls returns the StatDir calls and the other reads of the
+// namespace made so far.
+func statDirCalls(e *env) (statDirs, others int64) {
+	sd := e.ns.statDirs.Load()
+	return sd, e.ns.reads() - sd
+}
+
+// TestHeldOpen checks that once a directory has been revalidated, opening
+// and fstatting its files calls nothing in the namespace while their
+// attributes are younger than the attribute timeout, and that the first
+// open of a file written here costs one StatDir for all its siblings.
+func TestHeldOpen(t *testing.T) {
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	paths := heldFiles(t, e, []string{"d"}, 20)[0]
+	sd0, other0 := statDirCalls(e)
+	for _, p := range paths {
+		openStat(t, e, p)
+	}
+	sd, other := statDirCalls(e)
+	if sd-sd0 != 1 || other != other0 {
+		t.Fatalf("first opens of 20 files written here: %d StatDir and %d other calls, want 1 and 0", sd-sd0, other-other0)
+	}
+	held := e.m.heldOpens.Load()
+	for range 3 {
+		for _, p := range paths {
+			openStat(t, e, p)
+		}
+	}
+	if sd2, other2 := statDirCalls(e); sd2 != sd || other2 != other {
+		t.Fatalf("opens of held files: %d StatDir and %d other calls, want none", sd2-sd, other2-other)
+	}
+	if n := e.m.heldOpens.Load() - held; n != 3*int64(len(paths)) {
+		t.Fatalf("%d opens answered from held attributes, want %d", n, 3*len(paths))
+	}
+}
+
+// TestRevalidateByDirectory checks that once the attribute timeout has
+// passed, the opens of the files of two directories cost one StatDir per
+// directory, naming every file the kernel knows there, and no call per
+// file.
+func TestRevalidateByDirectory(t *testing.T) {
+	const files = 30
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	byDir := heldFiles(t, e, []string{"d1", "d2"}, files)
+	for _, ps := range byDir {
+		for _, p := range ps {
+			openStat(t, e, p)
+		}
+	}
+	for round := range 2 {
+		// The mount's clock moves past the attribute timeout; the kernel's
+		// (an hour of real time) does not, so the opens reach the mount.
+		e.m.skew.Add(int64(2 * time.Hour))
+		sd0, other0 := statDirCalls(e)
+		names0 := e.ns.statNames.Load()
+		for _, ps := range byDir {
+			for _, p := range ps {
+				openStat(t, e, p)
+			}
+		}
+		sd, other := statDirCalls(e)
+		if sd-sd0 != 2 || other != other0 {
+			t.Fatalf("round %d: opens of %d files in 2 directories: %d StatDir and %d other calls, want 2 and 0", round, 2*files, sd-sd0, other-other0)
+		}
+		if n := e.ns.statNames.Load() - names0; n != 2*files {
+			t.Fatalf("round %d: the StatDir calls named %d files, want %d", round, n, 2*files)
+		}
+	}
+}
+
+// TestLocalChangeEndsHolding checks that a change made through the mount is
+// seen at once: a file rewritten here is read with its new content
+// straight away, and an unlink here ends the holding of the attributes of
+// the other names of the file (its link count).
+func TestLocalChangeEndsHolding(t *testing.T) {
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	p := heldFiles(t, e, []string{"d"}, 1)[0][0]
+	openStat(t, e, p)
+	newer := []byte("rewritten on this host")
+	if err := os.WriteFile(e.path(p), newer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, e.path(p), false); !bytes.Equal(got, newer) {
+		t.Fatalf("after a rewrite here: read %q", got)
+	}
+
+	if err := os.Link(e.path(p), e.path("d/other")); err != nil {
+		if err == syscall.EPERM || os.IsPermission(err) {
+			t.Skip("the UFS does not make hard links")
+		}
+		t.Fatal(err)
+	}
+	openStat2 := func() syscall.Stat_t {
+		f, err := os.Open(e.path("d/other"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := openStat2(); st.Nlink != 2 {
+		t.Fatalf("link count with two names: %d", st.Nlink)
+	}
+	if err := os.Remove(e.path(p)); err != nil {
+		t.Fatal(err)
+	}
+	if st := openStat2(); st.Nlink != 1 {
+		t.Fatalf("link count after an unlink here: %d, want 1", st.Nlink)
+	}
+}
