@@ -318,7 +318,15 @@ func holdDirect(tb testing.TB, path string) func() {
 // mountLoopback mounts go-fuse's loopback file system over root at a new
 // directory, without passthrough, with the read-ahead mountd sets (4 MiB),
 // and returns the mount point. It is unmounted when the benchmark ends.
+// The kernel caches nothing of it (go-fuse's default timeouts are zero).
 func mountLoopback(tb testing.TB, root string) string {
+	tb.Helper()
+	return mountLoopbackTTL(tb, root, 0)
+}
+
+// mountLoopbackTTL is mountLoopback with the kernel caching names and
+// attributes for ttl, as it does a skyfs mount's for its timeouts.
+func mountLoopbackTTL(tb testing.TB, root string, ttl time.Duration) string {
 	tb.Helper()
 	mnt := filepath.Join(tb.TempDir(), "loopback")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
@@ -328,10 +336,14 @@ func mountLoopback(tb testing.TB, root string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := gofs.Mount(mnt, node, &gofs.Options{MountOptions: fuse.MountOptions{
+	opts := &gofs.Options{MountOptions: fuse.MountOptions{
 		DirectMount: true, MaxWrite: 1 << 20, DisableSplice: true,
 		DisabledCapabilities: fuse.CAP_PASSTHROUGH, FsName: "bench-loopback",
-	}})
+	}}
+	if ttl > 0 {
+		opts.AttrTimeout, opts.EntryTimeout = &ttl, &ttl
+	}
+	srv, err := gofs.Mount(mnt, node, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

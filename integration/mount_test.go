@@ -62,13 +62,23 @@ func testTwoHosts(t *testing.T, c *cluster) {
 	}
 	checkContent(t, b.path("f"), data)
 	checkContent(t, filepath.Join(ufsDir, "f"), data)
-	// Overwritten on B: A sees the new content at its next open.
+	// Overwritten on B: A sees the new content at its next open once the
+	// attributes it may hold are an attribute timeout old.
 	data2 := randomData(2, 100_000)
 	if err := os.WriteFile(b.path("f"), data2, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(200 * time.Millisecond) // attr_timeout: the promise's bound, not a wait for an event
 	checkContent(t, a.path("f"), data2)
 	checkContent(t, filepath.Join(ufsDir, "f"), data2)
+	// Again while A holds the file's attributes from the open just made: B's
+	// content, same size, is seen once they are an attribute timeout old.
+	data3 := randomData(3, 100_000)
+	if err := os.WriteFile(b.path("f"), data3, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	checkContent(t, a.path("f"), data3)
 
 	// A directory made on A, a file in it.
 	if err := os.Mkdir(a.path("d"), 0o755); err != nil {
@@ -115,8 +125,8 @@ func testTwoHosts(t *testing.T, c *cluster) {
 		if _, err := os.Stat(filepath.Join(ufsDir, "f2")); err != nil {
 			t.Skip("the masters do not rename in the UFS yet (f2 is not in the UFS directory): reading a renamed file and UFS deletes are checked once they do")
 		}
-		checkContent(t, b.path("f2"), data2)
-		checkContent(t, a.path("f2"), data2)
+		checkContent(t, b.path("f2"), data3)
+		checkContent(t, a.path("f2"), data3)
 		if _, err := os.Stat(filepath.Join(ufsDir, "f")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the old name is still in the UFS: %v", err)
 		}
