@@ -219,15 +219,17 @@ func (c *Cache) dropBlockLocked(e *entry, b int64) {
 }
 
 // removeEntryLocked deletes e from the map and its files from disk. With
-// onlyIfEmpty it does nothing unless e has no present block and no pin.
-// c.mu must be held.
-func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) {
+// onlyIfEmpty it does nothing unless e has no present block and no pin. It
+// reports whether it removed e, with the blocks e held and the bytes freed
+// (a pinned data file is freed at its last Release instead). c.mu must be
+// held.
+func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) (removed bool, blocks, freed int64) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.removed || (onlyIfEmpty && (e.count > 0 || e.pins > 0 || e.writers.Load() > 0)) {
-		return
+		return false, 0, 0
 	}
 	if c.entries[e.id] == e {
 		delete(c.entries, e.id)
@@ -248,7 +250,7 @@ func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) {
 		os.Remove(c.dataPath(e.id))
 	}
 	os.Remove(c.idxPath(e.id))
-	freed := e.idxAlloc
+	freed = e.idxAlloc
 	e.idxAlloc = 0
 	if e.pins == 0 {
 		// A pinned data file stays allocated until its last Release.
@@ -256,6 +258,7 @@ func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) {
 		e.dataAlloc = 0
 	}
 	c.used.Add(-freed)
+	return true, e.count, freed
 }
 
 // touch marks block element el (may be nil) and e's open file as recently used.

@@ -38,9 +38,14 @@ func (c *Cache) trim() {
 // returns whether it does, and the entries whose index must be rewritten.
 // c.evictMu must be held.
 func (c *Cache) evictUntil(n int64) (bool, map[*entry]bool) {
+	return c.evictTo(c.opts.Capacity, n)
+}
+
+// evictTo is evictUntil with limit in place of the capacity.
+func (c *Cache) evictTo(limit, n int64) (bool, map[*entry]bool) {
 	var dirty map[*entry]bool
 	skipped := 0
-	for c.used.Load()+c.reserved.Load()+n > c.opts.Capacity {
+	for c.used.Load()+c.reserved.Load()+n > limit {
 		e, evicted, more := c.evictOne()
 		if !more {
 			return false, dirty

@@ -172,10 +172,13 @@ type flightKey struct {
 }
 
 // flight is one load in progress; data and err are set before done closes.
+// settled closes once the flight is gone from Cache.flights: its block is
+// stored, bypassed or failed (Settle waits for it).
 type flight struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	settled chan struct{}
+	data    []byte
+	err     error
 }
 
 // fetch loads block b of e through load, storing it in the cache, with at
@@ -202,7 +205,7 @@ func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force
 			}
 			return f.data, f.err
 		}
-		f := &flight{done: make(chan struct{})}
+		f := &flight{done: make(chan struct{}), settled: make(chan struct{})}
 		c.flights[k] = f
 		c.flightMu.Unlock()
 
@@ -226,6 +229,7 @@ func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force
 		if f.err != nil {
 			close(f.done)
 		}
+		close(f.settled)
 		return f.data, f.err
 	}
 }
