@@ -31,6 +31,7 @@ func parseMountd(args []string) (*Config, error) {
 	fs.Func("token-file", "", func(s string) error { return c.option("token_file", s, true) })
 	securityFlags(fs, c)
 	fs.Func("log-file", "", func(s string) error { return c.option("log_file", s, true) })
+	fs.Func("run-dir", "", func(s string) error { return c.option("run_dir", s, true) })
 	fs.Func("attr-timeout", "", func(s string) error { return c.option("attr_timeout", s, true) })
 	fs.Func("entry-timeout", "", func(s string) error { return c.option("entry_timeout", s, true) })
 	fs.Func("mount-timeout", "", func(s string) error { return c.option("mount_timeout", s, true) })
@@ -140,6 +141,7 @@ func (c *Config) childArgs(readyFD int) []string {
 		"--entry-timeout", c.EntryTimeout.String(),
 		"--mount-timeout", c.MountTimeout.String(),
 		"--log-file", c.LogFile,
+		"--run-dir", c.RunDir,
 		"--ready-fd", fmt.Sprint(readyFD),
 	}
 	if c.TokenFile != "" {
@@ -189,6 +191,7 @@ Flags (each also an -o option below):
   --cache-size SIZE      cache_size
   --token-file FILE      token_file
   --log-file FILE        log_file
+  --run-dir DIR          run_dir
   --attr-timeout T       attr_timeout
   --entry-timeout T      entry_timeout
   --mount-timeout T      mount_timeout
@@ -210,6 +213,9 @@ Options:
                        (default 10G)
   token_file=FILE      file holding the cluster token (kept in memory only)
 `+securityUsage+`  log_file=FILE        log of the background daemon (default CACHE_DIR/mountd.log)
+  run_dir=DIR          directory of the daemon's control socket, through which
+                       skyfs status, cache stats, cache drop and load reach it
+                       (default $SKYFS_RUN_DIR, or /run/skyfs)
   ro, rw               read-only or read-write (default rw)
   attr_timeout=T       how long the kernel caches attributes: seconds (1.5) or
                        a duration (500ms); default %v

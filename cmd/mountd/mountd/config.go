@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skyfs/skyfs/internal/bytesize"
+	"github.com/skyfs/skyfs/internal/mountctl"
 	"github.com/skyfs/skyfs/meta"
 )
 
@@ -63,6 +65,9 @@ type Config struct {
 	Pprof     bool
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	LogLevel string
+	// RunDir holds the daemon's control socket (control.go). Default:
+	// $SKYFS_RUN_DIR, or /run/skyfs.
+	RunDir string
 
 	// Fake (mount.skyfs -f) checks everything but does not mount. Verbose
 	// (-v) says what is done on stderr.
@@ -104,6 +109,9 @@ func (c *Config) finish(spec, mountPoint string) error {
 	}
 	if c.LogFile == "" {
 		c.LogFile = filepath.Join(c.CacheDir, "mountd.log")
+	}
+	if c.RunDir == "" {
+		c.RunDir = mountctl.RunDir(os.Getenv)
 	}
 	return nil
 }
@@ -217,7 +225,7 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		return nil
 	}
 	switch key {
-	case "cache_dir", "token_file", "log_file":
+	case "cache_dir", "token_file", "log_file", "run_dir":
 		if err := needValue(); err != nil {
 			return err
 		}
@@ -229,6 +237,8 @@ func (c *Config) option(key, val string, hasVal bool) error {
 			c.CacheDir = filepath.Clean(val)
 		case "token_file":
 			c.TokenFile = filepath.Clean(val)
+		case "run_dir":
+			c.RunDir = filepath.Clean(val)
 		default:
 			c.LogFile = filepath.Clean(val)
 		}

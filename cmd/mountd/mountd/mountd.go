@@ -22,7 +22,10 @@
 //
 // Monitoring: with admin_addr= the daemon serves Prometheus metrics on
 // http://HOST:PORT/metrics, and with pprof the Go profiles (admin.go). Logs
-// are structured (log/slog) at log_level= (default info).
+// are structured (log/slog) at log_level= (default info). The control
+// socket in run_dir (control.go, package mountctl) is how the skyfs
+// command on the host finds the daemon, reads its cache figures, drops its
+// cache and waits for loads to be stored.
 //
 // Stopping: the kernel unmount (umount DIR) ends the FUSE serve loop; the
 // daemon then waits for the releases the kernel handed over (they may upload
@@ -249,6 +252,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 	}
 	logger.Info("mountd: mounted", "spec", cfg.spec(), "on", cfg.MountPoint, "cache", cfg.CacheDir, "cache_size", cfg.CacheSize)
 	adm.start(c, srv, logger)
+	ctl, err := listenControl(cfg, c, cl, logger)
+	if err != nil {
+		// The mount works without it; only the host's skyfs commands
+		// cannot reach this daemon.
+		logger.Error("mountd: no control socket", "err", err)
+	}
+	defer ctl.close()
 	ready()
 
 	served := make(chan struct{})
@@ -266,6 +276,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 		}
 		<-served
 	}
+	ctl.close()
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	open, err := srv.Drain(dctx)
