@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -78,9 +79,35 @@ var unmountCmd = &command{
 		if len(args) != 1 {
 			return usagef("unmount: want PATH")
 		}
+		// The record, to say what was unmounted; the removal decides
+		// whether there is a mount at PATH.
+		var m *pb.Mount
+		if ms, err := r.c.ListMounts(ctx); err == nil {
+			for _, x := range ms {
+				if x.Path == path.Clean(args[0]) {
+					m = x
+				}
+			}
+		}
 		if err := r.c.RemoveMount(ctx, 0, args[0]); err != nil {
 			return fmt.Errorf("unmount %s: %w", args[0], err)
 		}
+		if r.o.output == "json" {
+			out := struct {
+				Path string `json:"path"`
+				ID   uint64 `json:"id,omitempty"`
+				URI  string `json:"uri,omitempty"`
+			}{Path: args[0]}
+			if m != nil {
+				out.Path, out.ID, out.URI = m.Path, m.Id, m.Uri
+			}
+			return r.printJSON(out)
+		}
+		if m == nil {
+			fmt.Fprintf(r.env.Stdout, "unmounted %s\n", args[0])
+			return nil
+		}
+		fmt.Fprintf(r.env.Stdout, "unmounted %s from %s (mount %d); the UFS keeps its data\n", m.Uri, m.Path, m.Id)
 		return nil
 	},
 }

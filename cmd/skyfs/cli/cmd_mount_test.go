@@ -43,7 +43,9 @@ func TestMountCommands(t *testing.T) {
 		{args: []string{"mount", "/m"}, code: 2, stderr: "want PATH URI"},
 		{args: []string{"mount", "/m", uri, "--option", "novalue"}, code: 2, stderr: "want key=value"},
 		{args: []string{"sync", "/"}, code: 1, stderr: "not under a UFS mount"},
-		{args: []string{"unmount", "/w"}},
+		{args: []string{"unmount", "/ro", "--output", "json"}, stdout: `"uri": "file://`},
+		{args: []string{"mount", "/ro", uri, "--readonly"}},
+		{args: []string{"unmount", "/w"}, stdout: "unmounted file://" + ufsDir + " from /w (mount "},
 		{args: []string{"unmount", "/w"}, code: 1, stderr: "no mount at /w"},
 		{args: []string{"ls", "/"}, stdout: "ro\n"},
 	}
