@@ -110,6 +110,7 @@ type opts struct {
 	load    loadOpts     // cmd_load.go
 	bench   benchOpts    // cmd_bench.go
 	admin   string       // cache stats --admin-addr
+	dropTo  string       // cache drop --to
 
 	long, parents, recursive, force, noReplace, exchange bool
 	mode                                                 uint
@@ -130,9 +131,9 @@ func commands() []*command {
 	return []*command{
 		lsCmd, statCmd, mkdirCmd, rmCmd, mvCmd,
 		mountCmd, unmountCmd, mountsCmd, syncCmd,
-		clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
-		loadCmd, cacheStatsCmd, benchCmd,
-		initCmd, versionCmd,
+		statusCmd, clusterStatusCmd, clusterAddCmd, clusterRemoveCmd, clusterTransferCmd, journalCheckpointCmd,
+		loadCmd, cacheStatsCmd, cacheDropCmd, benchCmd,
+		initCmd, versionCmd, completionCmd,
 	}
 }
 
@@ -187,8 +188,23 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		rest = append(rest[1:], "--help")
 	}
 	cmd, n := findCommand(rest)
+	if cmd == nil && isGroup(rest[0]) {
+		g := rest[0]
+		switch {
+		case len(rest) == 1:
+			printGroupUsage(env.Stderr, g)
+			return usagef("%s: want a subcommand (see skyfs %s --help)", g, g)
+		case isHelpArg(rest[1]):
+			printGroupUsage(env.Stdout, g)
+			return flag.ErrHelp
+		}
+	}
 	if cmd == nil {
-		return usagef("unknown command %q (see skyfs --help)", strings.Join(rest[:min(n, len(rest))], " "))
+		see := "skyfs --help"
+		if n == 2 {
+			see = "skyfs " + rest[0] + " --help"
+		}
+		return usagef("unknown command %q (see %s)", strings.Join(rest[:min(n, len(rest))], " "), see)
 	}
 	fs := flag.NewFlagSet("skyfs "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -217,30 +233,30 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	if cmd.local {
 		return cmd.run(ctx, r, cmdArgs)
 	}
-	masters := o.masters
-	if masters == "" {
-		masters = env.Getenv(EnvMasters)
-	}
-	if masters == "" {
-		return usagef("no masters: give --masters host:port,... or set %s", EnvMasters)
-	}
-	var list []string
-	for m := range strings.SplitSeq(masters, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			list = append(list, m)
-		}
-	}
-	ccfg := client.Config{Masters: list}
-	if err := o.sec.apply(&ccfg, env); err != nil {
+	if err := r.connect(r.mastersList()); err != nil {
 		return err
-	}
-	if r.c, err = client.New(ccfg); err != nil {
-		return usagef("%v", err)
 	}
 	defer r.c.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	return cmd.run(ctx, r, cmdArgs)
+}
+
+// connect makes r's client of the masters in list.
+func (r *runner) connect(list []string) error {
+	if len(list) == 0 {
+		return usagef("no masters: give --masters host:port,... or set %s", EnvMasters)
+	}
+	ccfg := client.Config{Masters: list}
+	if err := r.o.sec.apply(&ccfg, r.env); err != nil {
+		return err
+	}
+	c, err := client.New(ccfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	r.c = c
+	return nil
 }
 
 // findCommand matches the longest command name ("cluster status") at the
@@ -252,10 +268,32 @@ func findCommand(args []string) (*command, int) {
 			return c, len(words)
 		}
 	}
-	if len(args) > 1 && (args[0] == "cluster" || args[0] == "journal" || args[0] == "cache") {
+	if len(args) > 1 && isGroup(args[0]) {
 		return nil, 2
 	}
 	return nil, 1
+}
+
+// isGroup reports whether word is the first of the two-word commands
+// (cluster, journal, cache).
+func isGroup(word string) bool {
+	return slices.ContainsFunc(commands(), func(c *command) bool { return strings.HasPrefix(c.name, word+" ") })
+}
+
+// isHelpArg reports whether a word asks for help.
+func isHelpArg(s string) bool {
+	return s == "-h" || s == "-help" || s == "--help" || s == "help"
+}
+
+// printGroupUsage lists the subcommands of group.
+func printGroupUsage(w io.Writer, group string) {
+	fmt.Fprintf(w, "Usage: skyfs %s SUBCOMMAND [flags] [args]\n\nSubcommands:\n", group)
+	for _, c := range commands() {
+		if sub, ok := strings.CutPrefix(c.name, group+" "); ok {
+			fmt.Fprintf(w, "  %-18s %s\n", sub, c.summary)
+		}
+	}
+	fmt.Fprintf(w, "\nRun skyfs %s SUBCOMMAND --help for a subcommand's flags.\n", group)
 }
 
 // parseInterspersed parses flags placed before, between or after the

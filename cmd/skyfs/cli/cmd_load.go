@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skyfs/skyfs/internal/bytesize"
+	"github.com/skyfs/skyfs/internal/mountctl"
 )
 
 // loadOpts are the flags of skyfs load.
@@ -42,16 +43,21 @@ var loadCmd = &command{
 }
 
 // loadHelp is appended to the --help of skyfs load.
-const loadHelp = `PATH is a file or directory inside a mounted skyfs (on this host). Every
-regular file is read once, whole, through the mount, which makes the mount
-daemon fetch its blocks from the UFS into its local block cache (blocks
-already cached are read from the cache). Symbolic links and special files
-are skipped. A directory PATH needs --recursive. The tree is listed first
-for the totals; progress goes to stderr (a bar on a terminal, a line every
---progress-every otherwise), then a summary to stdout. A file that cannot
-be read is reported by name and the load goes on; the exit code is then 1.
-Ctrl-C stops the load and prints the summary so far. Nothing is written.
-Any directory works; only a skyfs mount has a cache to fill.`
+const loadHelp = `PATH is a file or directory inside a skyfs mount of this host
+(/mnt/sky/lake), or, when nothing by that name exists here, a namespace path
+(/lake) that a skyfs mount of this host serves: the load then reads it
+through that mount (with --masters or $SKYFS_MASTERS set, a mount of that
+cluster). Every regular file is read once, whole, through the mount, which
+makes the mount daemon fetch its blocks from the UFS into its local block
+cache (blocks already cached are read from the cache). Symbolic links and
+special files are skipped. A directory PATH needs --recursive. The tree is
+listed first for the totals; progress goes to stderr (a bar on a terminal, a
+line every --progress-every otherwise), then a summary to stdout. The load
+returns once the mount daemons have stored the blocks read in their cache,
+so that skyfs cache stats counts them. A file that cannot be read is
+reported by name and the load goes on; the exit code is then 1. Ctrl-C
+stops the load and prints the summary so far. Nothing is written. Any
+directory works; only a skyfs mount has a cache to fill.`
 
 // loadFile is one file to read.
 type loadFile struct {
@@ -120,8 +126,27 @@ func runLoad(ctx context.Context, r *runner, args []string) error {
 		progress.Wait()
 	})
 	defer stopProgress()
+	// This host's mount daemons: to find the mount of a namespace path and
+	// to wait for the blocks read to be stored. Without access to them (not
+	// root) local paths still load.
+	found, listErr := r.daemons(ctx)
+	settle := make(map[string]*mountctl.Found)
 	var list []loadFile
-	for _, p := range args {
+	for _, arg := range args {
+		t, err := r.resolveHost(found, arg)
+		if errors.Is(err, errNoMount) && listErr != nil {
+			err = fmt.Errorf("%w (%w)", err, listErr)
+		}
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		if t.d != nil {
+			settle[t.d.Socket] = t.d
+		}
+		p := arg // as given: the messages name it so
+		if t.byName {
+			p = t.local
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("load: %w", err)
@@ -161,6 +186,18 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+	if ctx.Err() == nil {
+		// A block reaches its reader before it is stored: wait for the
+		// daemons to store the last ones.
+		for _, d := range settle {
+			if err := d.Settle(ctx); err != nil && ctx.Err() == nil {
+				l.mu.Lock()
+				l.clearBarLocked()
+				fmt.Fprintf(r.env.Stderr, "skyfs: load: %s: the last blocks may still be being stored: %s\n", d.Info.MountPoint, oneLine(err))
+				l.mu.Unlock()
+			}
+		}
+	}
 	stopProgress()
 	return l.summary(ctx.Err() != nil)
 }

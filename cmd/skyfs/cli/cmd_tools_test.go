@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skyfs/skyfs/internal/fsbench"
+	"github.com/skyfs/skyfs/internal/mountctl"
 )
 
 func TestVersion(t *testing.T) {
@@ -87,7 +88,7 @@ func TestLoad(t *testing.T) {
 		{[]string{"load", filepath.Join(dir, "nope")}, 1, "no such file or directory"},
 		{[]string{"load", filepath.Join(dir, "b", "fifo")}, 2, "not a regular file or directory"},
 	} {
-		got := run(c.args, nil)
+		got := run(c.args, map[string]string{mountctl.EnvRunDir: t.TempDir()})
 		if got.code != c.code || !strings.Contains(got.stderr, c.stderr) || strings.Count(got.stderr, "\n") != 1 {
 			t.Errorf("skyfs %s: %+v; want exit %d and %q", strings.Join(c.args, " "), got, c.code, c.stderr)
 		}
@@ -220,13 +221,13 @@ func TestCacheStats(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"cache", "stats"}, 2, "--admin-addr is required"},
+		{[]string{"cache", "stats"}, 2, "no skyfs mount daemon on this host"},
 		{[]string{"cache", "stats", "--admin-addr", addr, "x"}, 2, `unexpected argument "x"`},
 		{[]string{"cache", "stats", "--admin-addr", srv.URL + "/other"}, 1, "not a mount daemon's metrics: no skyfs_cache_capacity_bytes"},
 		{[]string{"cache", "stats", "--admin-addr", srv.URL + "/missing"}, 1, "404 Not Found"},
 		{[]string{"cache", "frob"}, 2, `unknown command "cache frob"`},
 	} {
-		got := run(c.args, nil)
+		got := run(c.args, map[string]string{mountctl.EnvRunDir: t.TempDir()})
 		if got.code != c.code || !strings.Contains(got.stderr, c.stderr) || strings.Count(got.stderr, "\n") != 1 {
 			t.Errorf("skyfs %s: %+v; want exit %d and %q", strings.Join(c.args, " "), got, c.code, c.stderr)
 		}
@@ -278,7 +279,7 @@ func TestBench(t *testing.T) {
 		{[]string{"bench", file}, 2, "is not a directory"},
 		{[]string{"bench", filepath.Join(dir, "nope")}, 1, "no such file or directory"},
 	} {
-		got := run(c.args, nil)
+		got := run(c.args, map[string]string{mountctl.EnvRunDir: t.TempDir()})
 		if got.code != c.code || !strings.Contains(got.stderr, c.stderr) || strings.Count(got.stderr, "\n") != 1 {
 			t.Errorf("skyfs %s: %+v; want exit %d and %q", strings.Join(c.args, " "), got, c.code, c.stderr)
 		}
