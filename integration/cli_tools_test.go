@@ -3,12 +3,10 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/skyfs/skyfs/internal/fsbench"
 )
@@ -68,9 +66,9 @@ func TestCLITools(t *testing.T) {
 	type summary struct {
 		Files, FilesTotal, Bytes, BytesTotal, Failed int64
 	}
-	load := func() summary {
+	load := func(p string) summary {
 		t.Helper()
-		code, out, errOut := c.cli("load", h.mnt, "--recursive", "--threads", "3", "--output", "json")
+		code, out, errOut := c.cli("load", p, "--recursive", "--threads", "3", "--output", "json")
 		var s struct {
 			Files      int64 `json:"files"`
 			FilesTotal int64 `json:"files_total"`
@@ -84,21 +82,17 @@ func TestCLITools(t *testing.T) {
 		return summary(s)
 	}
 	want := summary{int64(len(sizes)), int64(len(sizes)), total, total, 0}
-	if s := load(); s != want {
+	if s := load(h.mnt); s != want {
 		t.Errorf("load summary %+v, want %+v", s, want)
 	}
 	// A block is handed to its reader before it is written to the cache
-	// file: the last ones may still be stored when load returns.
-	var f cacheFigures
-	eventually(t, 10*time.Second, func() error {
-		f = stats()
-		if f.BytesFromUFS < total || f.UsedBytes < total || f.Files != int64(len(sizes)) || *f.Blocks != wantBlocks || f.CorruptBlocks != 0 {
-			return fmt.Errorf("cache after load of %d bytes in %d blocks: %+v", total, wantBlocks, f)
-		}
-		return nil
-	})
-	// Loading again reads nothing more from the UFS.
-	if s := load(); s != want {
+	// file; load returns once the last ones are stored.
+	f := stats()
+	if f.BytesFromUFS < total || f.UsedBytes < total || f.Files != int64(len(sizes)) || *f.Blocks != wantBlocks || f.CorruptBlocks != 0 {
+		t.Fatalf("cache right after the load of %d bytes in %d blocks: %+v", total, wantBlocks, f)
+	}
+	// Loading again, by namespace path, reads nothing more from the UFS.
+	if s := load("/tools"); s != want {
 		t.Errorf("second load summary %+v, want %+v", s, want)
 	}
 	if g := stats(); g.BytesFromUFS != f.BytesFromUFS || *g.Blocks != wantBlocks {

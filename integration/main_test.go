@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skyfs/skyfs/internal/mountctl"
 )
 
 // bin holds the binaries TestMain built.
@@ -81,6 +83,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The mount daemons of these tests put their control sockets here, and
+	// the skyfs commands look for them here, apart from any other daemons
+	// on the machine.
+	runDir, err := os.MkdirTemp("", "skyfs-run-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(runDir)
+	os.Setenv(mountctl.EnvRunDir, runDir)
 	for name, dst := range map[string]*string{"masterd": &bin.masterd, "skyfs": &bin.skyfs} {
 		*dst = filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-o", *dst, "github.com/skyfs/skyfs/cmd/"+name)

@@ -55,7 +55,9 @@ listed first for the totals; progress goes to stderr (a bar on a terminal, a
 line every --progress-every otherwise), then a summary to stdout. The load
 returns once the mount daemons have stored the blocks read in their cache,
 so that skyfs cache stats counts them. A file that cannot be read is
-reported by name and the load goes on; the exit code is then 1. Ctrl-C
+reported by name and the load goes on; the exit code is then 1. Each
+file's pages in the kernel's page cache are dropped before it is read, so
+that its reads reach the mount daemon. Ctrl-C
 stops the load and prints the summary so far. Nothing is written. Any
 directory works; only a skyfs mount has a cache to fill.`
 
@@ -85,7 +87,18 @@ type loadJSON struct {
 }
 
 // openForLoad opens a file to load; tests replace it to make reads fail.
-var openForLoad = func(path string) (io.ReadCloser, error) { return os.Open(path) }
+// The kernel's page cache of the file is dropped first, so that the reads
+// reach the mount daemon: pages the kernel kept from earlier reads would
+// otherwise hide blocks the daemon no longer caches (after skyfs cache
+// drop, or eviction).
+var openForLoad = func(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice: ignored where unsupported
+	return f, nil
+}
 
 // loader is the state of one skyfs load.
 type loader struct {
