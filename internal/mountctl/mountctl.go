@@ -3,7 +3,7 @@
 // about and to act on their block cache.
 //
 // Every mount daemon listens on a Unix socket in the run directory
-// (RunDir: $SKYFS_RUN_DIR, or /run/skyfs), named after its mount point
+// (RunDir: $SKYFS_RUN_DIR, or /run/skyfs for root), named after its mount point
 // (SocketPath), mode 0600: only the daemon's user (root) may connect. The
 // protocol is HTTP with JSON bodies:
 //
@@ -28,6 +28,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,10 +49,15 @@ const (
 	PathSettle = "/v1/cache/settle"
 )
 
-// RunDir returns the run directory: getenv(EnvRunDir), or DefaultRunDir.
+// RunDir returns the run directory: getenv(EnvRunDir); else, for a user
+// other than root with a $XDG_RUNTIME_DIR, its skyfs directory (a daemon and
+// the commands of the user who runs it meet there); else DefaultRunDir.
 func RunDir(getenv func(string) string) string {
 	if d := getenv(EnvRunDir); d != "" {
 		return d
+	}
+	if x := getenv("XDG_RUNTIME_DIR"); x != "" && os.Geteuid() != 0 {
+		return filepath.Join(x, "skyfs")
 	}
 	return DefaultRunDir
 }
