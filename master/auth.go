@@ -287,6 +287,27 @@ type roleStream struct {
 
 func (s *roleStream) Context() context.Context { return s.ctx }
 
+// errNoAuthCredentials is MountAccess's refusal on a master that cannot
+// tell who calls.
+const errNoAuthCredentials = "this master has no tokens, so it hands UFS credentials to no one: " +
+	"start the masters with --secrets-dir or token files (skyfs init writes them) and give mount daemons the mount token, " +
+	"or accept that anyone who reaches the port reads them with --insecure-vend-credentials"
+
+// authenticated reports whether the caller of ctx proved who it is: with a
+// token the interceptors accepted, or with a client certificate the TLS
+// handshake verified against the cluster CA.
+func authenticated(ctx context.Context) bool {
+	if _, ok := ctx.Value(roleKey{}).(Role); ok {
+		return true
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && len(ti.State.VerifiedChains) > 0
+}
+
 // secureChannel reports whether the call of ctx came over TLS or from a
 // loopback address: the only channels credentials of UFS mounts travel on.
 func secureChannel(ctx context.Context) bool {

@@ -3,6 +3,8 @@ package master
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"strings"
@@ -331,7 +333,7 @@ func TestMountAccessOnlyOverTLSOrLoopback(t *testing.T) {
 		{"remote TLS", &peer.Peer{Addr: remote, AuthInfo: credentials.TLSInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}, true},
 		{"remote, integrity only", &peer.Peer{Addr: remote, AuthInfo: credentials.TLSInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.IntegrityOnly}}}, false},
 	} {
-		ctx := peer.NewContext(ctxT(t), tc.p)
+		ctx := peer.NewContext(asMount(ctxT(t)), tc.p)
 		r, err := (&mountServer{s: e.srv}).MountAccess(ctx, &pb.MountAccessRequest{Id: 1})
 		if tc.ok && (err != nil || r.GetMount() == nil) {
 			t.Errorf("%s: %v %v", tc.name, err, r)
@@ -414,5 +416,57 @@ func TestScopedMountToken(t *testing.T) {
 	}
 	if _, err := a.check(ctx, pb.Mounts_AddMount_FullMethodName); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("scoped token on AddMount: %v", err)
+	}
+}
+
+// A master without tokens hands credentials to no one over the wire, unless
+// told to with InsecureVendCredentials; a caller with a verified client
+// certificate is authenticated without a token.
+func TestMountAccessNeedsAuthentication(t *testing.T) {
+	e := newEnv(t)
+	r, err := e.mt.AddMount(ctxT(t), &pb.AddMountRequest{
+		Request: e.req(), Path: "/m", Uri: "file://" + t.TempDir(),
+		Options: map[string]string{"s3.secretAccessKey": "hunter2"},
+	})
+	mustOK(t, "add mount", r.GetErrno(), r.GetMessage(), err)
+	id := r.Mount.Id
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer() // no interceptors: a master without tokens
+	e.srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	c, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mc := pb.NewMountsClient(c)
+
+	ma, err := mc.MountAccess(ctxT(t), &pb.MountAccessRequest{Id: id})
+	if status.Code(err) != codes.PermissionDenied || ma != nil || !strings.Contains(status.Convert(err).Message(), "--insecure-vend-credentials") {
+		t.Errorf("MountAccess without tokens: %v, %v; want PermissionDenied naming --insecure-vend-credentials", ma, err)
+	}
+	// The rest of the service still answers.
+	if lm, err := mc.ListMounts(ctxT(t), &pb.ListMountsRequest{}); err != nil || len(lm.Mounts) != 1 {
+		t.Errorf("ListMounts without tokens: %v, %v", lm, err)
+	}
+
+	verified := &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000}, AuthInfo: credentials.TLSInfo{
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+		State:          tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}},
+	}}
+	ma, err = (&mountServer{s: e.srv}).MountAccess(peer.NewContext(ctxT(t), verified), &pb.MountAccessRequest{Id: id})
+	if err != nil || ma.GetMount().GetOptions()["s3.secretAccessKey"] != "hunter2" {
+		t.Errorf("MountAccess with a verified client certificate: %v, %v", ma, err)
+	}
+
+	e.srv.cfg.InsecureVendCredentials = true
+	ma, err = mc.MountAccess(ctxT(t), &pb.MountAccessRequest{Id: id})
+	if err != nil || ma.GetMount().GetOptions()["s3.secretAccessKey"] != "hunter2" {
+		t.Errorf("MountAccess with InsecureVendCredentials: %v, %v", ma, err)
 	}
 }

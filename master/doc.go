@@ -43,8 +43,12 @@
 // (rate-limited) with the method and peer, never the token. Without tokens
 // the master serves everyone (cmd/masterd warns at start).
 //
-// MountAccess, the only answer with UFS credentials in it, is served only
-// over TLS or to a loopback peer, and to a scoped mount token
+// MountAccess, the only answer with UFS credentials in it, is served only to
+// an authenticated caller: one whose token the interceptors accepted, or
+// one whose client certificate TLS verified against the cluster CA. A master
+// without tokens or TLS therefore hands credentials to no one, unless
+// Config.InsecureVendCredentials says to serve anyone who asks. It is served
+// only over TLS or to a loopback peer, and to a scoped mount token
 // (Auth.AddScopedMountToken) only for the mounts that can hold files under
 // its subtrees (InScope): a host given a token for /warehouse never gets the
 // keys of the bucket mounted at /finance. A scoped token limits credentials

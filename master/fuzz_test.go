@@ -200,7 +200,7 @@ func FuzzRequests(f *testing.F) {
 			errno = r.GetErrno()
 		case 18:
 			var r *pb.MountAccessResponse
-			r, err = mt.MountAccess(ctx, &pb.MountAccessRequest{Id: ino})
+			r, err = mt.MountAccess(asMount(ctx), &pb.MountAccessRequest{Id: ino})
 			errno = r.GetErrno()
 		case 19:
 			var r *pb.ReadlinkResponse

@@ -199,6 +199,9 @@ func checkURI(uri string) error {
 
 // MountAccess returns a mount with its credentials, for mount daemons.
 func (m *mountServer) MountAccess(ctx context.Context, req *pb.MountAccessRequest) (*pb.MountAccessResponse, error) {
+	if !authenticated(ctx) && !m.s.cfg.InsecureVendCredentials {
+		return nil, status.Error(codes.PermissionDenied, errNoAuthCredentials)
+	}
 	if !secureChannel(ctx) {
 		return nil, status.Error(codes.PermissionDenied, "mount credentials are served only over TLS or loopback: configure TLS between mount daemons and masters")
 	}

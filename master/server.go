@@ -54,6 +54,10 @@ type Config struct {
 	// journaled and opens them for MountAccess and the master's own UFS
 	// (secrets.go); nil journals them as given.
 	Sealer *secrets.Sealer
+	// InsecureVendCredentials makes MountAccess answer callers that did
+	// not authenticate, on a master without tokens or TLS. Without it such
+	// a master hands out no UFS credentials at all (auth.go).
+	InsecureVendCredentials bool
 }
 
 // Errors of the service that are not POSIX outcomes.

@@ -1,9 +1,12 @@
 package secrets
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -97,4 +100,53 @@ func Init(dir string, o InitOptions) ([]string, error) {
 		wrote = append(wrote, p)
 	}
 	return wrote, nil
+}
+
+// Ensure makes dir hold a cluster's tokens and key: when it holds none of
+// AdminTokenName, MountTokenName and ClusterKeyName (or does not exist), it
+// writes all three as Init does and reports created; otherwise it leaves dir
+// as it is. The files appear together or not at all: they are written into
+// a new directory beside dir that is then renamed to dir, so that masters
+// starting together with one dir agree on one set, whichever creates it.
+func Ensure(dir string) (created bool, err error) {
+	has, err := holdsAny(dir)
+	if err != nil || has {
+		return false, err
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return false, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+"-new-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp) // gone after a successful rename
+	if _, err := Init(tmp, InitOptions{}); err != nil {
+		return false, err
+	}
+	// rename(2) replaces an empty directory and refuses a non-empty one
+	// (os.Rename refuses any directory): when another process got there
+	// first, its files stand.
+	if err := syscall.Rename(tmp, dir); err != nil {
+		if has, herr := holdsAny(dir); herr == nil && has {
+			return false, nil
+		}
+		return false, fmt.Errorf("create %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+// holdsAny reports whether dir holds any of the files Ensure writes.
+func holdsAny(dir string) (bool, error) {
+	for _, n := range []string{AdminTokenName, MountTokenName, ClusterKeyName} {
+		_, err := os.Lstat(filepath.Join(dir, n))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	return false, nil
 }

@@ -152,3 +152,71 @@ func TestInitWritesRootOnlyFilesAndValidCertificates(t *testing.T) {
 		t.Error("the client certificate is valid for a server")
 	}
 }
+
+func TestEnsureCreatesOneSetOnce(t *testing.T) {
+	for _, pre := range []string{"absent", "empty"} {
+		t.Run(pre, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state", "secrets")
+			if pre == "empty" {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Masters starting together race for the directory.
+			const n = 8
+			created := make(chan bool, n)
+			errs := make(chan error, n)
+			for range n {
+				go func() {
+					c, err := Ensure(dir)
+					created <- c
+					errs <- err
+				}()
+			}
+			wins := 0
+			for range n {
+				if <-created {
+					wins++
+				}
+				if err := <-errs; err != nil {
+					t.Errorf("Ensure: %v", err)
+				}
+			}
+			if wins != 1 {
+				t.Errorf("%d callers created the secrets, want 1", wins)
+			}
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Errorf("directory: %v, %v; want mode 0700", fi, err)
+			}
+			ents, _ := os.ReadDir(filepath.Dir(dir))
+			if len(ents) != 1 {
+				t.Errorf("leftovers beside %s: %v", dir, ents)
+			}
+			tok, err := ReadFile(filepath.Join(dir, AdminTokenName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadKey(filepath.Join(dir, ClusterKeyName)); err != nil {
+				t.Error(err)
+			}
+			if c, err := Ensure(dir); c || err != nil {
+				t.Errorf("Ensure again: %v, %v; want the files kept", c, err)
+			}
+			again, _ := ReadFile(filepath.Join(dir, AdminTokenName))
+			if !bytes.Equal(tok, again) {
+				t.Error("the admin token changed")
+			}
+		})
+	}
+	// A directory holding some of the files is left as it is.
+	dir := t.TempDir()
+	if err := WriteFile(filepath.Join(dir, MountTokenName), NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Ensure(dir); c || err != nil {
+		t.Errorf("Ensure of a directory with a token: %v, %v", c, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, AdminTokenName)); err == nil {
+		t.Error("Ensure added to a directory that had a token")
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skyfs/skyfs/client"
 	"github.com/skyfs/skyfs/internal/secrets"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
@@ -73,11 +72,7 @@ func TestAdminPort(t *testing.T) {
 			"--election-timeout", "200ms", "--lease-timeout", "100ms", "--log-level", "error",
 			"--admin-addr", adminAddr, "--pprof"}, &stderr)
 	}()
-	c, err := client.New(client.Config{Masters: []string{rpc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := adminClient(t, filepath.Join(dir, "data"), rpc, done)
 	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
 	defer ccancel()
 	if _, err := c.Mkdir(cctx, &pb.MkdirRequest{Path: "/hello", Mode: 0o755}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -55,8 +56,11 @@ type Config struct {
 	// in a root-only file: the place for credentials (security.go).
 	RootUFSOptionFile string `json:"root_ufs_option_file"`
 
-	// Security (security.go): token files of the admin and mount roles,
-	// the cluster key that seals UFS credentials, and mutual TLS.
+	// Security (security.go): the directory of the cluster's tokens and
+	// key (created on first start), token files of the admin and mount
+	// roles, the cluster key that seals UFS credentials, mutual TLS, and
+	// the refusal to hand credentials to callers nobody authenticated.
+	SecretsDir     string `json:"secrets_dir"`
 	AdminTokenFile string `json:"admin_token_file"`
 	MountTokenFile string `json:"mount_token_file"`
 	// ScopedTokenFile lists mount tokens limited to namespace subtrees.
@@ -65,6 +69,9 @@ type Config struct {
 	TLSCAFile       string `json:"tls_ca_file"`
 	TLSCertFile     string `json:"tls_cert_file"`
 	TLSKeyFile      string `json:"tls_key_file"`
+	// InsecureVendCredentials lets a master without tokens hand UFS
+	// credentials to anyone who asks.
+	InsecureVendCredentials bool `json:"insecure_vend_credentials"`
 }
 
 // optionsFlag is a repeatable key=value flag.
@@ -354,9 +361,11 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// checkDataDir creates the data directory and checks that it is writable.
+// checkDataDir creates the data directory (0700: the journal and the store
+// hold the mount table, credentials among it) and checks that it is
+// writable.
 func checkDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return badConfig("data dir: %v", err)
 	}
 	f, err := os.CreateTemp(dir, ".writable-*")
@@ -370,4 +379,31 @@ func checkDataDir(dir string) error {
 		return badConfig("data dir must not be /")
 	}
 	return nil
+}
+
+// restrictDataDir takes the group's and others' permissions off the data
+// directory and everything in it (data directories of older masters were
+// 0755 with 0644 files), and returns how many modes it changed.
+func restrictDataDir(dir string) (int, error) {
+	changed := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return err
+			}
+			changed++
+		}
+		return nil
+	})
+	return changed, err
 }

@@ -8,15 +8,20 @@
 // With --admin-addr it serves a status page and Prometheus metrics on an
 // HTTP port of their own, and with --pprof the Go profiles (admin.go).
 //
-// Security (security.go): with --admin-token-file and --mount-token-file
-// every RPC must carry a token of the role its method needs; without them
-// the master serves anyone and warns at every start (authentication is
-// opt-in, so that clusters and scripts without tokens keep working;
-// `skyfs init` writes the files). --cluster-key-file seals UFS credentials
-// in the journal; --tls-ca-file, --tls-cert-file and --tls-key-file turn on
+// Security (security.go): every RPC must carry a token of the role its
+// method needs. The tokens and the cluster key, which seals UFS credentials
+// in the journal, come from --secrets-dir or --admin-token-file,
+// --mount-token-file and --cluster-key-file; a new cluster creates them on
+// first start (DATA_DIR/secrets for a lone master, --secrets-dir for
+// several). A master without tokens (a data directory from before, or
+// --insecure-vend-credentials) serves anyone, warns at every start, and
+// hands UFS credentials to no one unless --insecure-vend-credentials says
+// otherwise. --tls-ca-file, --tls-cert-file and --tls-key-file turn on
 // mutual TLS for the RPC port and the Raft transport. Credentials of the
 // root UFS go in --root-ufs-option-file or the config file: a secret
-// --root-ufs-option is refused, since /proc/PID/cmdline is public.
+// --root-ufs-option is refused, since /proc/PID/cmdline is public. Main
+// sets the umask to 077 and the data directory is made root-only: the
+// journal, the store and snapshots hold the mount table.
 //
 // A bad configuration — an unknown or duplicate peer, this master's id missing
 // from the peers, an unwritable data directory, an address already in use — is
@@ -30,10 +35,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -60,6 +67,9 @@ const shutdownGrace = 5 * time.Second
 // Main runs masterd with args (without the program name) until SIGTERM or
 // SIGINT and returns the exit code.
 func Main(args []string) int {
+	// Everything masterd writes — the journal, the store, snapshots and
+	// the secrets it creates — is for root only.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return Run(ctx, args, os.Stderr)
@@ -116,9 +126,17 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		return err
 	}
 	defer adm.close()
-	sec, err := cfg.security(log.With("node", cfg.NodeID))
+	_, err = os.Stat(filepath.Join(cfg.DataDir, "raft.db"))
+	fresh := errors.Is(err, fs.ErrNotExist)
+	alone := len(peers) == 1 && !cfg.Join
+	sec, err := cfg.security(log.With("node", cfg.NodeID), fresh, alone)
 	if err != nil {
 		return err
+	}
+	if n, err := restrictDataDir(cfg.DataDir); err != nil {
+		log.Warn("masterd: cannot make the data dir root-only", "dir", cfg.DataDir, "err", err)
+	} else if n > 0 {
+		log.Info("masterd: took group and other permissions off the data dir", "dir", cfg.DataDir, "changed", n)
 	}
 
 	node, err := raftjournal.Open(raftjournal.Config{
@@ -145,7 +163,7 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	srv, err := master.New(master.Config{
 		Journal: node, Admin: node, Logger: log, WrapUFS: adm.ufsWrapper(),
 		RootUFS: cfg.RootUFS, RootOptions: cfg.RootUFSOptions, RootSyncInterval: time.Duration(cfg.RootUFSSyncInterval),
-		PeerDialOptions: sec.peerDial, Sealer: sec.sealer,
+		PeerDialOptions: sec.peerDial, Sealer: sec.sealer, InsecureVendCredentials: sec.vendToAnyone,
 	})
 	if err != nil {
 		node.Close()

@@ -11,8 +11,37 @@ import (
 	"time"
 
 	"github.com/skyfs/skyfs/client"
+	"github.com/skyfs/skyfs/internal/secrets"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
+
+// adminClient waits until the master of dataDir, started without security
+// settings, has created its secrets (done says it ended first) and returns
+// a client of rpc with its admin token, closed at the end of the test.
+func adminClient(t *testing.T, dataDir, rpc string, done chan int) *client.Client {
+	t.Helper()
+	tok := filepath.Join(dataDir, DefaultSecretsDir, secrets.AdminTokenName)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := os.Stat(tok); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("masterd exited with %d before it created %s", code, tok)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 20 s", tok)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	c, err := client.New(client.Config{Masters: []string{rpc}, TokenFile: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
 
 // freeAddr returns a loopback address with a port free at the time.
 func freeAddr(t *testing.T) string {
@@ -107,11 +136,7 @@ func TestServeAndShutdown(t *testing.T) {
 	var stderr bytes.Buffer
 	go func() { done <- Run(ctx, []string{"--config", conf, "--log-level", "error"}, &stderr) }()
 
-	c, err := client.New(client.Config{Masters: []string{rpc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := adminClient(t, filepath.Join(dir, "data"), rpc, done)
 	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
 	defer ccancel()
 	if _, err := c.Mkdir(cctx, &pb.MkdirRequest{Path: "/hello", Mode: 0o755}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -20,12 +22,30 @@ import (
 
 // Security of a master.
 //
-// Authentication is on when a token file is configured (--admin-token-file,
-// --mount-token-file; skyfs init writes both): every call must then carry a
-// token of the role its method needs, and calls without one are refused.
-// Without token files the master serves anyone and says so in a warning at
-// every start: existing clusters and local experiments keep working, and a
-// production cluster is one `skyfs init` away from closed.
+// Authentication is on when the master has tokens: every call must then
+// carry a token of the role its method needs, and calls without one are
+// refused. The tokens and the cluster key come from --secrets-dir (the
+// files skyfs init writes: admin.token, mount.token, cluster.key), or one
+// by one from --admin-token-file, --mount-token-file and --cluster-key-file,
+// which win over the directory's.
+//
+// A new cluster is secure without being told: a master whose secrets dir
+// holds none of those files creates all three there (root-only, 0600 in a
+// 0700 directory), and masters that start together with one directory
+// share one set. A master given no security setting at all uses
+// DATA_DIR/secrets; when that does not exist and the data directory is new,
+// it creates it if it is the only master of a new cluster, and refuses to
+// start if it is one of several (each would make its own tokens and key,
+// and they must be the same on every master: give them --secrets-dir, or
+// write the files once with skyfs init and copy them). Where the secrets
+// are is logged when they are created.
+//
+// A master without tokens — a data directory from before this default,
+// or --insecure-vend-credentials on a new one — serves anyone, and says so
+// in a warning at every start. It hands the credentials of UFS mounts to
+// no one (MountAccess needs a token or a verified client certificate), so
+// that nobody who reaches its port reads an S3 secret;
+// --insecure-vend-credentials serves them to anyone, for those who insist.
 //
 // Tokens are read once at start: rotating one means new files and a
 // restart of the masters (one at a time) and of the mount daemons.
@@ -50,6 +70,8 @@ import (
 // --root-ufs-option-file or the config file.
 
 func securityFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.SecretsDir, "secrets-dir", "", "`directory` of the cluster's admin.token, mount.token and cluster.key, created there if it holds none (default DATA_DIR/secrets for a new one-master cluster)")
+	fs.BoolVar(&cfg.InsecureVendCredentials, "insecure-vend-credentials", false, "run without tokens and hand UFS credentials to anyone who reaches the RPC port")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "root-only `file` holding the admin token (turns authentication on)")
 	fs.StringVar(&cfg.MountTokenFile, "mount-token-file", "", "root-only `file` holding the mount daemons' token (turns authentication on)")
 	fs.StringVar(&cfg.ScopedTokenFile, "scoped-mount-token-file", "", "root-only `file` of mount tokens limited to subtrees: lines \"TOKEN /path[,/path...]\" (turns authentication on)")
@@ -106,6 +128,8 @@ type security struct {
 	peerDial   []grpc.DialOption
 	sealer     *secrets.Sealer
 	raftTLS    *tls.Config // nil: Raft in plaintext
+	// vendToAnyone hands UFS credentials to callers nobody authenticated.
+	vendToAnyone bool
 }
 
 // tlsFiles returns the TLS files of the configuration.
@@ -140,12 +164,89 @@ func (c *Config) loadRootOptions(fromFlags map[string]string) error {
 	return nil
 }
 
-// security reads the token, key and certificate files.
-func (c *Config) security(log *slog.Logger) (*security, error) {
+// DefaultSecretsDir is where, under its data directory, a master given no
+// security setting keeps the secrets it creates.
+const DefaultSecretsDir = "secrets"
+
+// explicitSecurity reports whether the configuration says anything about
+// tokens, keys or TLS.
+func (c *Config) explicitSecurity() bool {
+	return c.SecretsDir != "" || c.AdminTokenFile != "" || c.MountTokenFile != "" || c.ScopedTokenFile != "" ||
+		c.ClusterKeyFile != "" || c.tlsFiles().Enabled() || c.InsecureVendCredentials
+}
+
+// secretsDir returns the directory of the cluster's secrets ("" for none):
+// --secrets-dir, or without any security setting DATA_DIR/secrets when it
+// exists or when this is the only master of a new cluster (fresh: the data
+// directory holds no journal yet). One of several masters of a new cluster
+// without settings is refused.
+func (c *Config) secretsDir(fresh, alone bool) (string, error) {
+	if c.SecretsDir != "" {
+		return c.SecretsDir, nil
+	}
+	if c.explicitSecurity() {
+		return "", nil
+	}
+	own := filepath.Join(c.DataDir, DefaultSecretsDir)
+	if _, err := os.Stat(own); err == nil {
+		return own, nil
+	}
+	switch {
+	case !fresh:
+		return "", nil // a cluster from before: it runs without tokens, and says so
+	case !alone:
+		return "", badConfig("a new cluster needs the same tokens and cluster key on every master: give each --secrets-dir DIR " +
+			"(created there on first start; masters on other hosts need a copy, or write it once with skyfs init --dir DIR), " +
+			"or run without tokens with --insecure-vend-credentials")
+	}
+	return own, nil
+}
+
+// useSecretsDir creates the secrets in dir if it holds none, and takes from
+// it the files the configuration does not name. It returns a line to log.
+func (c *Config) useSecretsDir(dir string) (string, error) {
+	created, err := secrets.Ensure(dir)
+	if err != nil {
+		return "", badConfig("secrets dir: %v", err)
+	}
+	for _, f := range []struct {
+		name string
+		into *string
+	}{{secrets.AdminTokenName, &c.AdminTokenFile}, {secrets.MountTokenName, &c.MountTokenFile}, {secrets.ClusterKeyName, &c.ClusterKeyFile}} {
+		p := filepath.Join(dir, f.name)
+		if _, err := os.Lstat(p); *f.into == "" && err == nil {
+			*f.into = p
+		}
+	}
+	if created {
+		return fmt.Sprintf("masterd: created this cluster's tokens and cluster key in %s (root-only files): "+
+			"mount daemons need -o token_file=%s, the skyfs CLI --token-file %s, and masters on other hosts a copy of the directory",
+			dir, filepath.Join(dir, secrets.MountTokenName), filepath.Join(dir, secrets.AdminTokenName)), nil
+	}
+	return "", nil
+}
+
+// security reads the token, key and certificate files; fresh says the data
+// directory holds no journal yet, alone that this master is the only one
+// of its cluster.
+func (c *Config) security(log *slog.Logger, fresh, alone bool) (*security, error) {
 	sec := &security{}
 	var warnings []string // logged once everything is read: a refused configuration prints one line
+	var infos []string
+	dir, err := c.secretsDir(fresh, alone)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		msg, err := c.useSecretsDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		if msg != "" {
+			infos = append(infos, msg)
+		}
+	}
 	var admin, mount []byte
-	var err error
 	if c.AdminTokenFile != "" {
 		if admin, err = secrets.ReadFile(c.AdminTokenFile); err != nil {
 			return nil, badConfig("admin token: %v", err)
@@ -173,6 +274,9 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 			}
 		}
 	}
+	if c.InsecureVendCredentials && (admin != nil || mount != nil || scoped != nil) {
+		return nil, badConfig("--insecure-vend-credentials is for a master without tokens, and this one has them")
+	}
 	if admin != nil || mount != nil || scoped != nil {
 		sec.auth = master.NewAuth(admin, mount, log)
 		for _, st := range scoped {
@@ -191,7 +295,7 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		}
 		sec.peerDial = append(sec.peerDial, grpc.WithPerRPCCredentials(secrets.Bearer(peerTok)))
 	} else {
-		warnings = append(warnings, "masterd: AUTHENTICATION IS OFF: anyone who reaches the RPC port may change the namespace, the mount table and the membership; give --admin-token-file and --mount-token-file (skyfs init writes them)")
+		warnings = append(warnings, c.noTokensWarning())
 	}
 	if c.ClusterKeyFile != "" {
 		key, err := secrets.ReadKey(c.ClusterKeyFile)
@@ -223,10 +327,28 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 	} else {
 		sec.peerDial = append(sec.peerDial, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	sec.vendToAnyone = c.InsecureVendCredentials
+	for _, m := range infos {
+		log.Info(m)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
 	return sec, nil
+}
+
+// noTokensWarning is the warning of a master without tokens.
+func (c *Config) noTokensWarning() string {
+	const fix = "; give the masters --secrets-dir DIR (created there if missing) or --admin-token-file and --mount-token-file (skyfs init writes them)"
+	switch {
+	case c.InsecureVendCredentials:
+		return "masterd: AUTHENTICATION IS OFF and --insecure-vend-credentials is set: anyone who reaches the RPC port may change the namespace, " +
+			"the mount table and the membership, and READ THE UFS CREDENTIALS (S3 secret keys) of every mount in clear" + fix
+	case c.tlsFiles().Enabled():
+		return "masterd: no tokens: every holder of a certificate of the cluster CA may change everything and read the UFS credentials of every mount" + fix
+	}
+	return "masterd: AUTHENTICATION IS OFF: anyone who reaches the RPC port may change the namespace, the mount table and the membership; " +
+		"UFS credentials are handed to no one, so mount daemons cannot open UFS mounts (--insecure-vend-credentials hands them to anyone)" + fix
 }
 
 // rootOptionsFromFlags returns the root UFS options given as flags.

@@ -34,7 +34,8 @@ func startMaster(t *testing.T) string {
 	go func() {
 		done <- masterd.Run(ctx, []string{"--id", "m1", "--data-dir", filepath.Join(dir, "m1"),
 			"--raft-addr", raft, "--rpc-addr", rpc, "--peers", "m1=" + raft + "=" + rpc,
-			"--heartbeat-timeout", "200ms", "--election-timeout", "200ms", "--lease-timeout", "100ms", "--log-level", "error"}, &stderr)
+			"--heartbeat-timeout", "200ms", "--election-timeout", "200ms", "--lease-timeout", "100ms", "--log-level", "error",
+			"--insecure-vend-credentials"}, &stderr) // no tokens: the CLI runs without one
 	}()
 	t.Cleanup(func() {
 		cancel()
