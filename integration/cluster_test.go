@@ -66,7 +66,9 @@ func freeAddrs(t testing.TB, n int) []string {
 // newCluster starts n masters with extra flags and waits for a leader.
 func newCluster(t testing.TB, n int, flags ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), flags: flags, sec: securityOf(flags)}
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.flags = secureByDefault(flags, filepath.Join(c.dir, "secrets"))
+	c.sec = securityOf(c.flags)
 	addrs := freeAddrs(t, 2*n)
 	var peers []string
 	for i := range n {

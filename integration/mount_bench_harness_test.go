@@ -68,7 +68,7 @@ func newBenchMount(tb testing.TB, c *cluster, path, opts string, cacheSize int64
 	dir := tb.TempDir()
 	m := &benchMount{
 		tb: tb, spec: strings.Join(c.rpcAddrs(), ",") + ":" + path,
-		mnt: filepath.Join(dir, "mnt"), opts: opts, cacheSize: cacheSize, dir: dir,
+		mnt: filepath.Join(dir, "mnt"), opts: c.sec.mountOpts(opts), cacheSize: cacheSize, dir: dir,
 	}
 	if err := os.Mkdir(m.mnt, 0o755); err != nil {
 		tb.Fatal(err)

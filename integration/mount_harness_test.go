@@ -118,7 +118,7 @@ func newHost(t *testing.T, c *cluster, name, path, opts string) *host {
 		spec:     strings.Join(c.rpcAddrs(), ",") + ":" + path,
 		mnt:      filepath.Join(dir, "mnt"),
 		cacheDir: filepath.Join(dir, "cache"),
-		opts:     opts,
+		opts:     c.sec.mountOpts(opts),
 		logPath:  filepath.Join(dir, "mountd.log"),
 	}
 	if err := os.Mkdir(h.mnt, 0o755); err != nil {

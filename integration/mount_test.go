@@ -333,7 +333,7 @@ func testHelper(t *testing.T, c *cluster) {
 	// Every log run ends with this line once the daemon has stopped.
 	stops := func() int { b, _ := os.ReadFile(logPath); return strings.Count(string(b), "mountd: stopped") }
 
-	opts := "cache_dir=" + cacheDir + ",cache_size=64M,attr_timeout=0.2,defaults,_netdev,nofail,noatime"
+	opts := c.sec.mountOpts("cache_dir=" + cacheDir + ",cache_size=64M,attr_timeout=0.2,defaults,_netdev,nofail,noatime")
 	code, stderr := runHelper(spec, mnt, "-o", opts)
 	if code != 0 {
 		b, _ := os.ReadFile(logPath)
@@ -386,12 +386,13 @@ func testHelper(t *testing.T, c *cluster) {
 		}
 	}
 
-	t.Run("MountT", func(t *testing.T) { testMountT(t, spec, ufsDir, helper) })
+	t.Run("MountT", func(t *testing.T) { testMountT(t, spec, ufsDir, helper, c.sec.mountOpts("_netdev")) })
 }
 
-// testMountT runs mount -t skyfs and umount in a private mount namespace
-// where /usr/sbin (mount(8)'s fixed helper directory) holds mount.skyfs.
-func testMountT(t *testing.T, spec, ufsDir, helper string) {
+// testMountT runs mount -t skyfs with opts and umount in a private mount
+// namespace where /usr/sbin (mount(8)'s fixed helper directory) holds
+// mount.skyfs.
+func testMountT(t *testing.T, spec, ufsDir, helper, opts string) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("no unshare(1)")
 	}
@@ -414,11 +415,11 @@ func testMountT(t *testing.T, spec, ufsDir, helper string) {
 	}
 	script := fmt.Sprintf(`set -e
 mount --bind %[1]s /usr/sbin
-mount -t skyfs -o cache_dir=%[2]s,cache_size=64M,_netdev %[3]s %[4]s
+mount -t skyfs -o cache_dir=%[2]s,cache_size=64M,%[5]s %[3]s %[4]s
 echo "mount -t" > %[4]s/t
 cat %[4]s/t
 umount %[4]s
-`, sbin, cacheDir, spec, mnt)
+`, sbin, cacheDir, spec, mnt, opts)
 	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script).CombinedOutput()
 	logPath := filepath.Join(cacheDir, "mountd.log")
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 func newAdminCluster(t *testing.T, n int) (*cluster, map[string]string) {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir()}
+	c.flags = secureByDefault(nil, filepath.Join(c.dir, "secrets"))
+	c.sec = securityOf(c.flags)
 	addrs := freeAddrs(t, 3*n)
 	admin := make(map[string]string)
 	var peers []string

@@ -40,7 +40,7 @@ func TestMakeRun(t *testing.T) {
 
 	data := randomData(7, 3<<20+11)
 	r := startMakeRun(t, repo, env)
-	for _, want := range []string{mnt, state, "Ctrl-C", "skyfs mount /data s3://"} {
+	for _, want := range []string{mnt, state, "Ctrl-C", "skyfs mount /data s3://", "SKYFS_TOKEN_FILE=" + filepath.Join(state, "secrets", "admin.token")} {
 		if !strings.Contains(r.banner, want) {
 			t.Errorf("make run's message does not mention %q:\n%s", want, r.banner)
 		}

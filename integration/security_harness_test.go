@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"cmp"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/skyfs/skyfs/client"
@@ -9,12 +12,28 @@ import (
 )
 
 // clientSecurity is how the harness's own clients reach a cluster whose
-// masters were started with token files or TLS: with the admin token, and
+// masters were started with tokens or TLS: with the admin token, and
 // with the masters' certificate as client certificate (it is valid for
-// both ends).
+// both ends); its mount daemons get the mount token.
 type clientSecurity struct {
-	tokenFile string
-	tls       secrets.TLSFiles
+	tokenFile, mountTokenFile string
+	tls                       secrets.TLSFiles
+}
+
+// securityFlags are the masterd flags that say how a cluster is secured.
+var securityFlags = []string{"--secrets-dir", "--admin-token-file", "--mount-token-file", "--scoped-mount-token-file",
+	"--cluster-key-file", "--tls-ca-file", "--tls-cert-file", "--tls-key-file", "--insecure-vend-credentials"}
+
+// secureByDefault returns flags with --secrets-dir DIR added when they say
+// nothing about security: the cluster's masters create their tokens and
+// cluster key there on first start, as a new cluster does.
+func secureByDefault(flags []string, dir string) []string {
+	for _, f := range securityFlags {
+		if slices.Contains(flags, f) {
+			return flags
+		}
+	}
+	return append(slices.Clip(flags), "--secrets-dir", dir)
 }
 
 // securityOf reads the masterd flags that matter to clients.
@@ -26,9 +45,24 @@ func securityOf(flags []string) clientSecurity {
 		}
 		return ""
 	}
-	s.tokenFile = val("--admin-token-file")
+	s.tokenFile, s.mountTokenFile = val("--admin-token-file"), val("--mount-token-file")
+	if dir := val("--secrets-dir"); dir != "" {
+		s.tokenFile = cmp.Or(s.tokenFile, filepath.Join(dir, secrets.AdminTokenName))
+		s.mountTokenFile = cmp.Or(s.mountTokenFile, filepath.Join(dir, secrets.MountTokenName))
+	}
 	s.tls = secrets.TLSFiles{CA: val("--tls-ca-file"), Cert: val("--tls-cert-file"), Key: val("--tls-key-file")}
 	return s
+}
+
+// mountOpts adds the mount token to mountd options that name none.
+func (s clientSecurity) mountOpts(opts string) string {
+	if s.mountTokenFile == "" || strings.Contains(opts, "token_file=") {
+		return opts
+	}
+	if opts == "" {
+		return "token_file=" + s.mountTokenFile
+	}
+	return opts + ",token_file=" + s.mountTokenFile
 }
 
 // apply puts the credentials into cfg unless it has its own.

@@ -5,6 +5,12 @@
 # Ctrl-C (or SIGTERM) unmounts and stops everything; running it again reuses
 # the state.
 #
+# The cluster is secured as any new one: on first start the masters create
+# its tokens and cluster key in ./.skyfs/secrets (root-only files). The CLI
+# uses the admin token (SKYFS_TOKEN_FILE), mountd the mount token; a master
+# hands UFS credentials only to a caller with a token, and the cluster key
+# seals them in the journal.
+#
 # SKYFS_RUN_DIR and SKYFS_RUN_MNT move the state and the mount point;
 # SKYFS_RUN_PORT (default 7700) is the first of the ports it uses: masters'
 # RPC on PORT+1..3, Raft on PORT+11..13, admin pages on PORT+21..23, and
@@ -30,6 +36,7 @@ if mountpoint -q "$mnt"; then
   exit 1
 fi
 
+secrets=$state/secrets
 peers="" masters=""
 for i in 1 2 3; do
   peers+="${peers:+,}m$i=127.0.0.1:$((port + 10 + i))=127.0.0.1:$((port + i))"
@@ -66,12 +73,12 @@ for i in 1 2 3; do
   setsid ./bin/masterd --id "m$i" --data-dir "$state/m$i" \
     --raft-addr "127.0.0.1:$((port + 10 + i))" --rpc-addr "127.0.0.1:$((port + i))" \
     --admin-addr "127.0.0.1:$((port + 20 + i))" \
-    --peers "$peers" --root-ufs "file://$state/ufs" \
+    --peers "$peers" --root-ufs "file://$state/ufs" --secrets-dir "$secrets" \
     >>"$state/logs/m$i.log" 2>&1 &
   pids+=($!)
 done
 
-export SKYFS_MASTERS=$masters
+export SKYFS_MASTERS=$masters SKYFS_TOKEN_FILE=$secrets/admin.token
 deadline=$((SECONDS + 30))
 until ./bin/skyfs cluster status 2>/dev/null | grep -qw leader; do
   if ((SECONDS > deadline)); then
@@ -92,7 +99,7 @@ done
 # descriptor 3 once the mount can be used.
 ready=$state/mountd.ready
 rm -f "$ready"
-setsid ./bin/mountd --cache-dir "$state/cache" --cache-size 4G \
+setsid ./bin/mountd --cache-dir "$state/cache" --cache-size 4G --token-file "$secrets/mount.token" \
   --admin-addr "127.0.0.1:$((port + 30))" --ready-fd 3 \
   "$masters:/" "$mnt" >>"$state/logs/mountd.log" 2>&1 3>"$ready" &
 mountd_pid=$!
@@ -112,11 +119,12 @@ skyfs is running.
   masters      $masters
   root UFS     $state/ufs             (what the masters write files to)
   state, logs  $state
+  tokens, key  $secrets   (root-only; admin.token is the CLI's)
   status page  http://127.0.0.1:$((port + 21))/   (and :$((port + 22)), :$((port + 23)))
   metrics      http://127.0.0.1:$((port + 30))/metrics   (mountd)
 
 Try, in another shell:
-  export SKYFS_MASTERS=$masters
+  export SKYFS_MASTERS=$masters SKYFS_TOKEN_FILE=$secrets/admin.token
   echo hello > $mnt/hello.txt && cat $mnt/hello.txt
   ./bin/skyfs ls /
   ./bin/skyfs cluster status
