@@ -211,7 +211,8 @@ Options:
                        log (default %s/<mount point with - for />)
   cache_size=SIZE      disk space of the block cache, with K, M, G or T
                        (default 10G)
-  token_file=FILE      file holding the cluster token (kept in memory only)
+  token_file=FILE      file holding the cluster token (kept in memory only;
+                       default $SKYFS_TOKEN_FILE)
 `+securityUsage+`  log_file=FILE        log of the background daemon (default CACHE_DIR/mountd.log)
   run_dir=DIR          directory of the daemon's control socket, through which
                        skyfs status, cache stats, cache drop and load reach it

@@ -88,8 +88,15 @@ func newConfig() *Config {
 // spec returns the SPEC string of c: masters, then the path.
 func (c *Config) spec() string { return strings.Join(c.Masters, ",") + ":" + c.Path }
 
+// EnvTokenFile names the token file when token_file is not given, as it
+// does for the skyfs CLI.
+const EnvTokenFile = "SKYFS_TOKEN_FILE"
+
 // finish checks the positional arguments and fills the defaults that depend
 // on them.
+//
+// Without token_file, the token file is $SKYFS_TOKEN_FILE if set, as for
+// the skyfs CLI.
 func (c *Config) finish(spec, mountPoint string) error {
 	masters, p, err := parseSpec(spec)
 	if err != nil {
@@ -104,6 +111,12 @@ func (c *Config) finish(spec, mountPoint string) error {
 		return fmt.Errorf("mount point %q: %w", mountPoint, err)
 	}
 	c.MountPoint = mp
+	if tf := os.Getenv(EnvTokenFile); c.TokenFile == "" && tf != "" {
+		if !filepath.IsAbs(tf) {
+			return fmt.Errorf("$%s: %q is not an absolute path", EnvTokenFile, tf)
+		}
+		c.TokenFile = filepath.Clean(tf)
+	}
 	if c.CacheDir == "" {
 		c.CacheDir = filepath.Join(DefaultCacheRoot, escapePath(mp))
 	}

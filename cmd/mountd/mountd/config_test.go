@@ -219,3 +219,25 @@ func TestUsageDocumentsFstab(t *testing.T) {
 		}
 	}
 }
+
+// Without token_file, $SKYFS_TOKEN_FILE names the token, as for the CLI;
+// the option wins, and the daemon mount.skyfs starts is given the file.
+func TestTokenFileFromEnv(t *testing.T) {
+	t.Setenv(EnvTokenFile, "/s/admin.token")
+	c, err := parseMountd([]string{"m1:7700:/", "/mnt/d"})
+	if err != nil || c.TokenFile != "/s/admin.token" {
+		t.Fatalf("from the environment: %v, %v", c, err)
+	}
+	if c, err := parseHelper([]string{"m1:7700:/", "/mnt/d"}); err != nil || c.TokenFile != "/s/admin.token" {
+		t.Errorf("mount.skyfs from the environment: %v, %v", c, err)
+	} else if !slices.Contains(c.childArgs(3), "/s/admin.token") {
+		t.Errorf("the daemon's arguments lack the token file: %v", c.childArgs(3))
+	}
+	if c, err := parseMountd([]string{"m1:7700:/", "/mnt/d", "-o", "token_file=/s/mount.token"}); err != nil || c.TokenFile != "/s/mount.token" {
+		t.Errorf("the option: %v, %v", c, err)
+	}
+	t.Setenv(EnvTokenFile, "relative.token")
+	if _, err := parseMountd([]string{"m1:7700:/", "/mnt/d"}); err == nil || !strings.Contains(err.Error(), EnvTokenFile) {
+		t.Errorf("a relative $%s: %v", EnvTokenFile, err)
+	}
+}

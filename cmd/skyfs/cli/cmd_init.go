@@ -50,8 +50,7 @@ var initCmd = &command{
 		for _, p := range wrote {
 			fmt.Fprintln(r.env.Stdout, p)
 		}
-		fmt.Fprintf(r.env.Stdout, "\nmasterd: --admin-token-file %[1]s/%[2]s --mount-token-file %[1]s/%[3]s --cluster-key-file %[1]s/%[4]s\n",
-			initFlags.dir, secrets.AdminTokenName, secrets.MountTokenName, secrets.ClusterKeyName)
+		fmt.Fprintf(r.env.Stdout, "\nmasterd: --secrets-dir %s (on every master; or --admin-token-file, --mount-token-file and --cluster-key-file)\n", initFlags.dir)
 		fmt.Fprintf(r.env.Stdout, "mountd:  -o token_file=%s/%s;  skyfs: --token-file %s/%s\n",
 			initFlags.dir, secrets.MountTokenName, initFlags.dir, secrets.AdminTokenName)
 		if initFlags.tls {
