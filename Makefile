@@ -7,7 +7,7 @@ BINARIES := masterd mountd skyfs csi
 PREFIX   ?= /usr/local
 FUZZTIME ?= 15s
 
-.PHONY: all build test unit fuzz bench proto run install clean
+.PHONY: all build test unit fuzz bench posix proto run install clean
 
 all: build
 
@@ -25,6 +25,15 @@ test: build
 # Every fuzz target of every package, one after the other (scripts/fuzz.sh).
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# pjdfstest, the POSIX conformance suite, on a mount of a local UFS directory
+# and on a mount of a MinIO bucket, each of its own three-master cluster
+# (integration/pjdfstest_test.go runs scripts/pjdfstest.sh on both, side by
+# side). A test that fails must be listed in scripts/pjdfstest-known-*.txt
+# with its reason. Needs root, /dev/fuse, `minio` on PATH, and autoconf,
+# automake, libtool and perl to build the suite.
+posix: build
+	SKYFS_PJDFSTEST=1 SKYFS_REQUIRE_MINIO=1 $(GO) test -count=1 -timeout 40m -run '^TestPJDFSTest$$' -v ./integration
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

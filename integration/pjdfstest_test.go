@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skyfs/skyfs/internal/miniotest"
+)
+
+// pjdfstestEnv turns TestPJDFSTest on (make posix): the suite takes minutes.
+const pjdfstestEnv = "SKYFS_PJDFSTEST"
+
+// TestPJDFSTest runs the pjdfstest POSIX suite (scripts/pjdfstest.sh) on a
+// mount of a local UFS directory and on a mount of a MinIO bucket, each with
+// a cluster of its own and against its known-failures file
+// (scripts/pjdfstest-known-local.txt, scripts/pjdfstest-known-s3.txt). The
+// two run side by side: the suite mostly sleeps between checks of times.
+func TestPJDFSTest(t *testing.T) {
+	if os.Getenv(pjdfstestEnv) == "" {
+		t.Skipf("set %s=1 (make posix) to run pjdfstest", pjdfstestEnv)
+	}
+	needMountd(t)
+	t.Run("local", func(t *testing.T) {
+		t.Parallel()
+		c := newCluster(t, 3)
+		addLocalMount(t, c, "/posix", nil)
+		h := newHost(t, c, "local", "/posix", "")
+		h.start()
+		runPJDFSTest(t, h, "scripts/pjdfstest-known-local.txt")
+	})
+	t.Run("s3", func(t *testing.T) {
+		t.Parallel()
+		srv := miniotest.Start(t)
+		c := newCluster(t, 3)
+		c.mustCLI(append([]string{"mount", "/posix"}, s3MountArgs(srv, srv.Bucket(t), "posix")...)...)
+		h := newHost(t, c, "s3", "/posix", "")
+		h.start()
+		runPJDFSTest(t, h, "scripts/pjdfstest-known-s3.txt")
+	})
+}
+
+// runPJDFSTest runs scripts/pjdfstest.sh on h's mount with the known-failures
+// file known (relative to the repository root), logging its output line by
+// line, and fails the test if the script does.
+func runPJDFSTest(t *testing.T, h *host, known string) {
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(repo, "scripts", "pjdfstest.sh"), h.mnt, filepath.Join(repo, known))
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			t.Log(sc.Text())
+		}
+	}()
+	err = cmd.Run()
+	pw.Close()
+	<-done
+	if err != nil {
+		lines := strings.Split(strings.TrimSpace(h.log()), "\n")
+		t.Fatalf("pjdfstest on the %s mount: %v; the last lines of mountd's log:\n%s",
+			h.name, err, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+	}
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# scripts/pjdfstest.sh MOUNTPOINT [KNOWN-FAILURES]: run the pjdfstest POSIX
+# suite as root in a fresh directory under MOUNTPOINT and compare what fails
+# with a known-failures file (default scripts/pjdfstest-known-local.txt).
+#
+# The suite is built from the pinned source tarball, copied out of the shared
+# tools directory first (that directory is read-only in CI), and the build is
+# reused by later runs. The run fails when a test fails that the file does not
+# list, or when a listed test passes (take it off the list).
+#
+# A known-failures file has one line per test file:
+#
+#   link/00.t  1-5,9,12  why these cannot pass on this kind of mount
+#
+# the file under pjdfstest's tests/, the failing test numbers (a number,
+# a range a-b, or "plan" for a script that stops early), and the reason.
+# Blank lines and lines starting with # are ignored.
+#
+# Environment:
+#   PJDFSTEST_TARBALL  the source (default ../shared/tools/pjdfstest-85a8aea.tar.gz
+#                      from the repository root, else /work/shared/tools/...)
+#   PJDFSTEST_BUILD    where it is built (default ~/.cache/skyfs/pjdfstest-85a8aea)
+#   PJDFSTEST_TESTS    test directories or files to run instead of all of them,
+#                      relative to tests/, e.g. "chown chmod/00.t"; only their
+#                      lines of the known-failures file are checked
+#   PJDFSTEST_JOBS     test files run at once (default 2)
+#   PJDFSTEST_LOG      where prove's verbose output goes (default
+#                      last-run-KNOWN.log in the build directory; printed)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+usage() {
+  echo "usage: $0 MOUNTPOINT [KNOWN-FAILURES-FILE]" >&2
+  exit 2
+}
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+mnt=$1
+known=${2:-$repo/scripts/pjdfstest-known-local.txt}
+[ -d "$mnt" ] || { echo "pjdfstest: $mnt is not a directory" >&2; exit 2; }
+[ -f "$known" ] || { echo "pjdfstest: no known-failures file $known" >&2; exit 2; }
+if [ "$(id -u)" != 0 ]; then
+  echo "pjdfstest: the suite changes owners and must run as root" >&2
+  exit 2
+fi
+
+version=85a8aea
+tarball=${PJDFSTEST_TARBALL:-}
+if [ -z "$tarball" ]; then
+  for t in "$repo/../shared/tools/pjdfstest-$version.tar.gz" "/work/shared/tools/pjdfstest-$version.tar.gz"; do
+    if [ -f "$t" ]; then tarball=$t; break; fi
+  done
+fi
+[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "pjdfstest: source tarball pjdfstest-$version.tar.gz not found; set PJDFSTEST_TARBALL" >&2; exit 2; }
+build=${PJDFSTEST_BUILD:-${HOME:-/root}/.cache/skyfs/pjdfstest-$version}
+jobs=${PJDFSTEST_JOBS:-2}
+
+# Build once; a build is reused while the tarball it came from is the same.
+# Runs on several mounts at once share the build: the first builds, the
+# others wait for it.
+sum=$(sha256sum "$tarball" | cut -d' ' -f1)
+mkdir -p "$(dirname "$build")"
+exec 9>"$build.lock"
+flock 9
+if [ ! -x "$build/pjdfstest/pjdfstest" ] || [ "$(cat "$build/source.sha256" 2>/dev/null)" != "$sum" ]; then
+  echo "pjdfstest: building $version in $build"
+  rm -rf "$build"
+  mkdir -p "$build"
+  cp "$tarball" "$build/src.tar.gz"
+  tar -xzf "$build/src.tar.gz" -C "$build"
+  if ! (cd "$build/pjdfstest" && autoreconf -ifs && ./configure && make pjdfstest) >"$build/build.log" 2>&1; then
+    echo "pjdfstest: build failed; see $build/build.log:" >&2
+    tail -n 20 "$build/build.log" >&2
+    exit 1
+  fi
+  echo "$sum" >"$build/source.sha256"
+fi
+flock -u 9
+exec 9>&-
+suite=$build/pjdfstest/tests
+
+# The tests to run: all of them, or those PJDFSTEST_TESTS names.
+targets=()
+if [ -n "${PJDFSTEST_TESTS:-}" ]; then
+  for t in $PJDFSTEST_TESTS; do
+    [ -e "$suite/$t" ] || { echo "pjdfstest: no test $t in $suite" >&2; exit 2; }
+    targets+=("$suite/$t")
+  done
+else
+  targets=("$suite")
+fi
+
+# A fresh directory on the mount; the suite creates its names in the current
+# directory. It is removed afterwards when it can be.
+work=$(mktemp -d "$mnt/pjdfstest.XXXXXX")
+chmod 0755 "$work"
+log=${PJDFSTEST_LOG:-$build/last-run-$(basename "$known" .txt).log}
+echo "pjdfstest: running in $work (verbose output in $log)"
+start=$SECONDS
+set +e
+(cd "$work" && prove -r -v -j "$jobs" "${targets[@]}") >"$log" 2>&1
+set -e
+elapsed=$((SECONDS - start))
+rm -rf "$work" 2>/dev/null || echo "pjdfstest: could not remove all of $work"
+
+# What failed: "FILE NUMBER" lines, from the "not ok" lines of each file's
+# verbose output and, for a file that stopped early or exited non-zero, the
+# summary's complaints as "FILE plan".
+failed=$(mktemp)
+expected=$(mktemp)
+trap 'rm -f "$failed" "$expected"' EXIT
+awk -v suite="$suite/" '
+  function rel(p) { sub("^" suite, "", p); return p }
+  # With -j, prove prints a file'"'"'s output in one block headed by its name.
+  /^\/.*\.t \.+/ { file = rel($1); next }
+  # "not ok N # TODO ..." is an expected failure in TAP, not a failure.
+  /^not ok [0-9]+/ && !/# TODO/ && file != "" { print file, $3 }
+  /^Test Summary Report/ { summary = 1; next }
+  summary && /^\/.*\.t \(Wstat/ {
+    f = rel($1)
+    if ($0 !~ /Wstat: 0 /) print f, "plan"
+    next
+  }
+  summary && /Parse errors:/ { if (f != "") print f, "plan" }
+' "$log" | sort -u >"$failed"
+
+# Expand the known-failures lines of the files that ran into "FILE NUMBER".
+awk -v sel="${PJDFSTEST_TESTS:-}" '
+  BEGIN { n = split(sel, s, " ") }
+  /^[[:space:]]*(#|$)/ { next }
+  {
+    file = $1
+    if (n > 0) {
+      ok = 0
+      for (i = 1; i <= n; i++) {
+        p = s[i]; sub(/\/$/, "", p)
+        if (file == p || index(file, p "/") == 1) ok = 1
+      }
+      if (!ok) next
+    }
+    m = split($2, parts, ",")
+    for (i = 1; i <= m; i++) {
+      if (parts[i] ~ /^[0-9]+-[0-9]+$/) {
+        split(parts[i], r, "-")
+        for (k = r[1] + 0; k <= r[2] + 0; k++) print file, k
+      } else {
+        print file, parts[i]
+      }
+    }
+  }
+' "$known" | sort -u >"$expected"
+
+# Turn "FILE NUMBER" lines back into "FILE 1-3,7" lines.
+ranges() {
+  sort -k1,1 -k2,2n | awk '
+    function flush() { if (file != "") print file, out }
+    {
+      if ($1 != file) { flush(); file = $1; out = ""; lo = hi = "" }
+      if ($2 == "plan") { out = out (out == "" ? "" : ",") "plan"; next }
+      n = $2 + 0
+      if (hi != "" && n == hi + 1) { hi = n; sub(/[0-9]+(-[0-9]+)?$/, "", out); out = out (lo == hi ? lo : lo "-" hi); next }
+      lo = hi = n; out = out (out == "" ? "" : ",") n
+    }
+    END { flush() }'
+}
+
+total=$(grep -cE '^(ok|not ok) [0-9]+' "$log" || true)
+nfailed=$(grep -E '^not ok [0-9]+' "$log" | grep -cv '# TODO' || true)
+unexpected=$(comm -23 "$failed" "$expected" | ranges)
+fixed=$(comm -13 "$failed" "$expected" | ranges)
+echo "pjdfstest: $((total - nfailed)) of $total tests passed in ${elapsed}s; $nfailed failed, $(comm -12 "$failed" "$expected" | wc -l) of them listed in $(basename "$known")"
+status=0
+if [ -n "$unexpected" ]; then
+  echo "pjdfstest: FAIL: tests failed that $(basename "$known") does not list:"
+  echo "$unexpected" | sed 's/^/  /'
+  echo "pjdfstest: their messages:"
+  comm -23 "$failed" "$expected" | while read -r f n; do
+    [ "$n" = plan ] && continue
+    awk -v file="$f" -v n="$n" -v suite="$suite/" '
+      /^\/.*\.t \.+/ { cur = $1; sub("^" suite, "", cur); next }
+      cur == file && $1 == "not" && $3 == n { print "  " file ": " $0; exit }' "$log"
+  done | head -n 200
+  status=1
+fi
+if [ -n "$fixed" ]; then
+  echo "pjdfstest: FAIL: listed tests now pass; take them off $(basename "$known"):"
+  echo "$fixed" | sed 's/^/  /'
+  status=1
+fi
+if [ "$status" = 0 ]; then
+  echo "pjdfstest: OK"
+fi
+exit "$status"
