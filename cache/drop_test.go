@@ -179,6 +179,22 @@ func TestShrink(t *testing.T) {
 	if _, _, err := c.Shrink(-1); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("Shrink(-1): %v", err)
 	}
+	// A file open for passthrough keeps its blocks: Shrink says so.
+	readAll(t, c, Key{Path: "recent"}, recent, testBS)
+	p, ok, err := c.OpenComplete(Key{Path: "recent"}, size)
+	if err != nil || !ok {
+		t.Fatalf("OpenComplete: %v %v", ok, err)
+	}
+	if res, ok, err := c.Shrink(0); err != nil || ok || res.Blocks != 0 {
+		t.Fatalf("Shrink(0) with a pinned file: %+v %v %v", res, ok, err)
+	}
+	checkFile(t, p.File(), recent.data)
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Shrink(0); err != nil || !ok {
+		t.Fatalf("Shrink(0) once released: %v %v", ok, err)
+	}
 }
 
 // Settle returns once the blocks handed to readers before it was called are

@@ -1,21 +1,37 @@
 // Package cli is the skyfs command: namespace commands (ls, stat, mkdir, rm,
 // mv), the UFS mount table and metadata sync (mount, unmount, mounts, sync)
-// and administration (cluster status|add|remove|transfer-leader, journal
-// checkpoint) against a group of masters. It only parses arguments, calls
-// package client and prints; Main can be called in-process by tests.
+// and administration (status, cluster status|add|remove|transfer-leader,
+// journal checkpoint) against a group of masters. It only parses arguments,
+// calls package client and prints; Main can be called in-process by tests.
+// A command group (cluster, journal, cache) alone or with --help lists its
+// subcommands.
 //
-// Host commands talk to no master, only to this host's mounts:
+// Host commands talk to this host's mounts and mount daemons, not to the
+// masters. They find the daemons through their control sockets (package
+// mountctl; $SKYFS_RUN_DIR, default /run/skyfs), and take a PATH either as
+// a local path inside a skyfs mount or, when nothing by that name exists
+// here, as a namespace path that one of the mounts serves (host.go):
 //
 //	skyfs load PATH... [--recursive] [--threads N]
 //	    reads files through a skyfs mount so that its mountd caches their
-//	    blocks; progress on stderr, a summary on stdout; a file that cannot
-//	    be read is reported and the load goes on (exit code 1 at the end).
-//	    A directory PATH without --recursive is a usage error.
+//	    blocks, and returns once the daemon has stored them; progress on
+//	    stderr, a summary on stdout; a file that cannot be read is reported
+//	    and the load goes on (exit code 1 at the end). A directory PATH
+//	    without --recursive is a usage error.
+//	skyfs cache stats [PATH | --admin-addr HOST:PORT]
+//	    a mountd's block cache figures, from its control socket, or from
+//	    its admin port's /metrics.
+//	skyfs cache drop [PATH...] [--to SIZE]
+//	    empties the block cache of every mountd of this host, or drops the
+//	    files at or under PATH, or shrinks a cache to SIZE.
+//	skyfs status
+//	    the masters (roles, leader, lag), the namespace and its mounts, and
+//	    this host's mount daemons with their cache use.
 //	skyfs bench DIR [--size 1G] [--files 1000] [--threads N] [--json]
 //	    runs package fsbench in DIR and prints its table; its --help says
 //	    what the cold read measures.
-//	skyfs cache stats --admin-addr HOST:PORT
-//	    a mountd's block cache figures, read from its admin port's /metrics.
+//	skyfs completion bash|zsh
+//	    a shell completion script, made from the command table.
 //	skyfs version
 //	    the version (Version, set at link time, or the module's), Go version
 //	    and VCS revision and time of the binary.
