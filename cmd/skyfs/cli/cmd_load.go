@@ -161,6 +161,10 @@ func runLoad(ctx context.Context, r *runner, args []string) error {
 			p = t.local
 		}
 		fi, err := os.Stat(p)
+		var pe *fs.PathError
+		if err != nil && t.byName && errors.As(err, &pe) {
+			return fmt.Errorf("load: %s (through the mount on %s): %w", arg, t.d.Info.MountPoint, pe.Err)
+		}
 		if err != nil {
 			return fmt.Errorf("load: %w", err)
 		}

@@ -69,7 +69,7 @@ func (r *runner) resolveHost(found []mountctl.Found, arg string) (hostTarget, er
 	case !errors.Is(err, os.ErrNotExist):
 		return t, err
 	case !strings.HasPrefix(arg, "/"):
-		return t, fmt.Errorf("%s: %w", arg, os.ErrNotExist)
+		return t, err // a relative path is local only
 	}
 	ns := path.Clean(arg)
 	d, rel := mountctl.Exporting(found, ns, r.mastersList())
