@@ -255,8 +255,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 	ctl, err := listenControl(cfg, c, cl, logger)
 	if err != nil {
 		// The mount works without it; only the host's skyfs commands
-		// cannot reach this daemon.
-		logger.Error("mountd: no control socket", "err", err)
+		// (load, cache, status) cannot reach this daemon.
+		logger.Warn("mountd: no control socket: skyfs load, cache and status will not find this mount (set run_dir= or $SKYFS_RUN_DIR)", "err", err)
 	}
 	defer ctl.close()
 	ready()
