@@ -251,10 +251,10 @@ type mount struct {
 	releasing    atomic.Int64 // Release calls in progress
 	// reportedAttrs counts Getattr calls answered from reported attributes.
 	reportedAttrs atomic.Int64
-	// heldOpens and heldAttrs count the opens and Getattr calls answered
-	// from held attributes without a call; revalidations the StatDir calls
-	// that answered.
-	heldOpens, heldAttrs, revalidations atomic.Int64
+	// heldOpens, heldAttrs and heldLookups count the opens, Getattr and
+	// Lookup calls answered from held attributes without a call;
+	// revalidations the StatDir calls that answered.
+	heldOpens, heldAttrs, heldLookups, revalidations atomic.Int64
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and

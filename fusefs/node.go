@@ -41,12 +41,14 @@ type Node struct {
 	reported time.Time
 	// attrAt is when attr was asked of the master and attrGen the mount's
 	// attrGen then (zero attrAt: not known); loc is where the file lives,
-	// asked at locAt with attrGen locGen. attrVer counts the changes of
-	// attr made through this mount. See revalidate.go.
-	attrAt, locAt   time.Time
-	attrGen, locGen uint64
-	attrVer         uint64
-	loc             Location
+	// asked at locAt with attrGen locGen; nameAt, with attrGen nameGen, is
+	// when the master last said that the node's name in its directory is
+	// the node's. attrVer counts the changes of attr made through this
+	// mount. See revalidate.go.
+	attrAt, locAt, nameAt    time.Time
+	attrGen, locGen, nameGen uint64
+	attrVer                  uint64
+	loc                      Location
 }
 
 // Interfaces implemented by Node.
@@ -108,6 +110,9 @@ func (n *Node) setAttrAt(a *meta.Attr, at time.Time, gen uint64) {
 	n.attrVer++
 	if !at.IsZero() && !at.Before(n.attrAt) {
 		n.attrAt, n.attrGen = at, gen
+	}
+	if !at.IsZero() && !at.Before(n.nameAt) {
+		n.nameAt, n.nameGen = at, gen
 	}
 	n.mu.Unlock()
 }
@@ -195,8 +200,8 @@ func (n *Node) childNode(ctx context.Context, name string, a *meta.Attr, out *fu
 	return n.childNodeAt(ctx, name, a, time.Time{}, 0, out)
 }
 
-// childNodeAt is childNode for attributes asked of the master at at, with
-// the mount's attrGen gen (a zero at: not held, see setAttrAt).
+// childNodeAt is childNode for attributes asked of the master by name at
+// at, with the mount's attrGen gen (a zero at: not held, see setAttrAt).
 func (n *Node) childNodeAt(ctx context.Context, name string, a *meta.Attr, at time.Time, gen uint64, out *fuse.EntryOut) *gofs.Inode {
 	var ch *gofs.Inode
 	if old := n.GetChild(name); old != nil && old.StableAttr().Ino == a.Ino && old.StableAttr().Mode == typeMode(a.Type) {
@@ -215,6 +220,9 @@ func (n *Node) childNodeAt(ctx context.Context, name string, a *meta.Attr, at ti
 
 // Lookup implements gofs.NodeLookuper.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch, ok := n.heldLookup(name, out); ok {
+		return ch, 0
+	}
 	if ch, ok := n.cachedLookup(ctx, name, out); ok {
 		return ch, 0
 	}

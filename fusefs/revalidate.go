@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/ufs"
 )
@@ -33,6 +36,15 @@ import (
 //     remains of the timeout: its content is still read from the cache when
 //     the cache holds it whole, but a block that has to be loaded is looked
 //     for under the old UFS name, and the read fails (EIO) until then.
+//
+// A lookup of a name the kernel has let expire is answered from the node
+// it names when the master said, younger than the shorter of the attribute
+// and entry timeouts, that the name is the node's (a lookup, a listing or a
+// StatDir of the directory): a query that opens the same files again after
+// a pause asks the master for the first name, and the revalidation that
+// the open of that file makes answers the lookups of the others. Such an
+// answer carries what remains of that time as its kernel timeouts, as the
+// lookups answered from a directory's listing do (listing.go).
 //
 // Attributes too old are fetched again for the whole directory at once: the
 // files of the directory the kernel knows whose attributes or location are
@@ -207,10 +219,53 @@ func (n *Node) revalidate(ctx context.Context) {
 			continue
 		}
 		cn.setFresh(a, stamps[i])
+		cn.setNamed(stamps[i])
 		if a.Type == meta.TypeRegular && a.Nlink == 1 {
 			loc := ds.Loc
 			loc.Path = ufs.Join(ds.Loc.Path, names[i])
 			cn.setLoc(loc, stamps[i])
 		}
 	}
+}
+
+// setNamed records that the master said, in a call stamped st, that the
+// node's name in its directory is the node's.
+func (n *Node) setNamed(st stamp) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !st.at.Before(n.nameAt) {
+		n.nameAt, n.nameGen = st.at, st.gen
+	}
+}
+
+// heldLookup answers a lookup of name in n from the node the kernel knew
+// under it, when the master said that name is the node's within the shorter
+// of the timeouts (listings.ttl), and its attributes are held. Directories
+// and files with several links are left to the master.
+func (n *Node) heldLookup(name string, out *fuse.EntryOut) (*gofs.Inode, bool) {
+	ttl := n.m.listings.ttl
+	if ttl == 0 {
+		return nil, false
+	}
+	ch := n.GetChild(name)
+	if ch == nil || ch.IsDir() {
+		return nil, false
+	}
+	cn, ok := ch.Operations().(*Node)
+	if !ok {
+		return nil, false
+	}
+	now := n.m.now()
+	cn.mu.Lock()
+	left := min(cn.leftLocked(cn.attrAt, cn.attrGen, now), cn.leftLocked(cn.nameAt, cn.nameGen, now)-(n.m.heldTTL-ttl))
+	single := cn.attr.Nlink == 1
+	cn.mu.Unlock()
+	if left <= 0 || !single {
+		return nil, false
+	}
+	n.m.heldLookups.Add(1)
+	cn.fill(&out.Attr)
+	out.SetEntryTimeout(left)
+	out.SetAttrTimeout(left)
+	return ch, true
 }

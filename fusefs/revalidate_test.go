@@ -166,3 +166,54 @@ func TestLocalChangeEndsHolding(t *testing.T) {
 		t.Fatalf("link count after an unlink here: %d, want 1", st.Nlink)
 	}
 }
+
+// TestHeldLookup checks that a name the kernel forgot is found again from
+// the node it named, without a call, while the master's word for the name
+// is younger than the timeouts, and that once it is older the lookup asks
+// the master again.
+func TestHeldLookup(t *testing.T) {
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	paths := heldFiles(t, e, []string{"d"}, 10)[0]
+	var dir syscall.Stat_t
+	if err := syscall.Stat(e.path("d"), &dir); err != nil {
+		t.Fatal(err)
+	}
+	// Open descriptors keep the kernel's inodes (and so the nodes) while
+	// their names are dropped.
+	for _, p := range paths {
+		f, err := os.Open(e.path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
+	lookupAll := func() {
+		t.Helper()
+		for _, p := range paths {
+			if st := e.srv.EntryNotify(dir.Ino, p[len("d/"):]); !st.Ok() {
+				t.Fatalf("entry notify %s: %v", p, st)
+			}
+		}
+		for _, p := range paths {
+			var st syscall.Stat_t
+			if err := syscall.Stat(e.path(p), &st); err != nil || st.Size != int64(len(p)) {
+				t.Fatalf("stat %s: size %d, %v", p, st.Size, err)
+			}
+		}
+	}
+	sd0, other0 := statDirCalls(e)
+	held0 := e.m.heldLookups.Load()
+	lookupAll()
+	if sd, other := statDirCalls(e); sd != sd0 || other != other0 {
+		t.Fatalf("lookups of held names: %d StatDir and %d other calls, want none", sd-sd0, other-other0)
+	}
+	if n := e.m.heldLookups.Load() - held0; n != int64(len(paths)) {
+		t.Fatalf("%d lookups answered from held names, want %d", n, len(paths))
+	}
+	e.m.skew.Add(int64(2 * time.Hour))
+	lookups0 := e.ns.lookups.Load()
+	lookupAll()
+	if n := e.ns.lookups.Load() - lookups0; n == 0 {
+		t.Fatal("lookups of names held for longer than the timeouts did not reach the master")
+	}
+}
