@@ -24,7 +24,8 @@ const warmFileSize = 4 << 10
 // whose cache holds every file (each open is passthrough), against the same
 // through go-fuse's loopback over the UFS directory with the same kernel
 // timeouts, in the same iterations (x-loopback: the mount's rate over the
-// loopback's).
+// loopback's). With SKYFS_BENCH_PROFILE=FILE, FILE.warm gets a CPU profile
+// of mountd taken during further passes of attrs=fresh.
 //
 //   - attrs=fresh: the passes run back to back, mostly within the attribute
 //     timeout of the previous one.
@@ -62,7 +63,11 @@ func BenchmarkMountWarmOpen(b *testing.B) {
 		b.Fatal(err)
 	}
 	const ttl = time.Second // mountd's default timeouts
-	m := newBenchMount(b, c, "/local", "", 1<<30)
+	mopts := ""
+	if os.Getenv(benchProfileEnv) != "" {
+		mopts = "pprof"
+	}
+	m := newBenchMount(b, c, "/local", mopts, 1<<30)
 	m.start(true)
 	loopback := mountLoopbackTTL(b, localDir, ttl)
 	skyDir, lbDir := m.path("warm"), filepath.Join(loopback, "warm")
@@ -86,9 +91,22 @@ func BenchmarkMountWarmOpen(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				interleave(i, pass(lbDir, &lbEnd, &lb), pass(skyDir, &skyEnd, &sky))
 			}
+			pt := (m.passthroughOpens() - pt0) / float64(len(sky)*files)
+			if file := os.Getenv(benchProfileEnv); file != "" && !expired {
+				// Passes through the mount while mountd is profiled.
+				done := m.profile(b, file+".warm", 3*time.Second)
+				for waiting := true; waiting; {
+					openStatClose(b, skyDir, names)
+					select {
+					case <-done:
+						waiting = false
+					default:
+					}
+				}
+			}
 			l, s := float64(files)/median(lb).Seconds(), float64(files)/median(sky).Seconds()
 			reportAgainst(b, "ops/s", s, "loopback", l)
-			b.ReportMetric((m.passthroughOpens()-pt0)/float64(len(sky)*files), "passthrough/open")
+			b.ReportMetric(pt, "passthrough/open")
 			b.Logf("FUSE requests served by mountd since it started: %v", m.opLatencies())
 		})
 	}
