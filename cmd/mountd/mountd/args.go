@@ -37,6 +37,7 @@ func parseMountd(args []string) (*Config, error) {
 	fs.Func("mount-timeout", "", func(s string) error { return c.option("mount_timeout", s, true) })
 	fs.BoolVar(&c.ReadOnly, "ro", false, "")
 	fs.BoolVar(&c.Debug, "debug", false, "")
+	fs.BoolVar(&c.CTO, "cto", false, "")
 	fs.Func("admin-addr", "", func(s string) error { return c.option("admin_addr", s, true) })
 	fs.BoolVar(&c.Pprof, "pprof", false, "")
 	fs.Func("log-level", "", func(s string) error { return c.option("log_level", s, true) })
@@ -154,6 +155,9 @@ func (c *Config) childArgs(readyFD int) []string {
 	if c.Debug {
 		args = append(args, "--debug")
 	}
+	if c.CTO {
+		args = append(args, "--cto")
+	}
 	if c.AdminAddr != "" {
 		args = append(args, "--admin-addr", c.AdminAddr)
 	}
@@ -197,6 +201,7 @@ Flags (each also an -o option below):
   --mount-timeout T      mount_timeout
   --ro                   ro
   --debug                debug
+  --cto                  cto
   --admin-addr HOST:PORT admin_addr
   --pprof                pprof
   --log-level LEVEL      log_level
@@ -222,6 +227,11 @@ Options:
                        a duration (500ms); default %v
   entry_timeout=T      how long the kernel caches names; default %v
   mount_timeout=T      how long mounting waits for the masters; default %v
+  cto                  every open for reading asks the masters for the file's
+                       attributes (close-to-open as NFS); by default an open
+                       uses attributes the mount got less than attr_timeout
+                       ago, so a change closed on another host is seen within
+                       attr_timeout
   allow_other, default_permissions
                        always on: every local user may use the mount and the
                        kernel enforces POSIX permissions

@@ -55,6 +55,10 @@ type Config struct {
 	// AttrTimeout and EntryTimeout are how long the kernel caches
 	// attributes and names.
 	AttrTimeout, EntryTimeout time.Duration
+	// CTO (cto) makes every open for reading ask the masters for the
+	// file's attributes, as NFS's close-to-open does; without it an open
+	// uses those held for less than AttrTimeout (fusefs.Options.StrictOpen).
+	CTO bool
 	// MountTimeout bounds reaching the masters when mounting.
 	MountTimeout time.Duration
 	// Debug logs every FUSE request.
@@ -309,7 +313,7 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		if ignoredValueOptions[key] || strings.HasPrefix(key, "x-") {
 			return nil
 		}
-		if ignoredOptions[key] || key == "ro" || key == "debug" || key == "pprof" {
+		if ignoredOptions[key] || key == "ro" || key == "debug" || key == "pprof" || key == "cto" {
 			return fmt.Errorf("option %s takes no value", key)
 		}
 		return fmt.Errorf("unknown option %s", key)
@@ -323,6 +327,8 @@ func (c *Config) option(key, val string, hasVal bool) error {
 		c.Debug = true
 	case key == "pprof":
 		c.Pprof = true
+	case key == "cto":
+		c.CTO = true
 	case ignoredOptions[key], strings.HasPrefix(key, "x-"):
 	default:
 		return fmt.Errorf("unknown option %s", key)

@@ -242,6 +242,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, ready func()) 
 		Logger:             slog.NewLogLogger(logger.Handler(), slog.LevelWarn), // failures only
 		Observe:            adm.fuseObserver(),
 		RootSquash:         cfg.Sec.RootSquash,
+		StrictOpen:         cfg.CTO,
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
