@@ -47,6 +47,9 @@ type fakeNS struct {
 	locates   atomic.Int64 // Location calls
 	statDirs  atomic.Int64 // StatDir calls
 	statNames atomic.Int64 // names asked of StatDir
+	// statDirGate, when it holds a channel, holds back every StatDir
+	// until that channel is closed.
+	statDirGate atomic.Pointer[chan struct{}]
 }
 
 // reads is the number of calls made to read the namespace.
@@ -482,6 +485,13 @@ func (f *fakeNS) location(ino meta.Ino) (Location, error) {
 func (f *fakeNS) StatDir(ctx context.Context, dir meta.Ino, names []string) (DirStat, error) {
 	f.statDirs.Add(1)
 	f.statNames.Add(int64(len(names)))
+	if gate := f.statDirGate.Load(); gate != nil {
+		select {
+		case <-*gate:
+		case <-ctx.Done():
+			return DirStat{}, ctx.Err()
+		}
+	}
 	ds := DirStat{Attrs: make([]*meta.Attr, len(names))}
 	err := f.view(func(tx meta.Txn) error {
 		var err error

@@ -253,8 +253,9 @@ type mount struct {
 	reportedAttrs atomic.Int64
 	// heldOpens, heldAttrs and heldLookups count the opens, Getattr and
 	// Lookup calls answered from held attributes without a call;
-	// revalidations the StatDir calls that answered.
-	heldOpens, heldAttrs, heldLookups, revalidations atomic.Int64
+	// revalidations the StatDir calls that answered; revalidationWaits the
+	// revalidations that waited for another of the same directory.
+	heldOpens, heldAttrs, heldLookups, revalidations, revalidationWaits atomic.Int64
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and

@@ -49,6 +49,9 @@ type Node struct {
 	attrGen, locGen, nameGen uint64
 	attrVer                  uint64
 	loc                      Location
+	// revalidating, in a directory, is closed when the StatDir of it under
+	// way ends (nil: none is).
+	revalidating chan struct{}
 }
 
 // Interfaces implemented by Node.

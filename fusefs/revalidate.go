@@ -192,6 +192,37 @@ func (n *Node) revalidate(ctx context.Context) {
 	if !ok {
 		return
 	}
+	// One revalidation of a directory at a time: the opens that find one
+	// under way wait for it, and make their own only if it did not answer
+	// for their file.
+	dir.mu.Lock()
+	if w := dir.revalidating; w != nil {
+		dir.mu.Unlock()
+		n.m.revalidationWaits.Add(1)
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return
+		}
+		if n.openable(n.m.now()) {
+			return
+		}
+		dir.mu.Lock()
+	}
+	var done chan struct{}
+	if dir.revalidating == nil {
+		done = make(chan struct{})
+		dir.revalidating = done
+	}
+	dir.mu.Unlock()
+	if done != nil {
+		defer func() {
+			dir.mu.Lock()
+			dir.revalidating = nil
+			dir.mu.Unlock()
+			close(done)
+		}()
+	}
 	now := n.m.now()
 	names, nodes := []string{name}, []*Node{n}
 	for cname, ch := range parent.Children() {

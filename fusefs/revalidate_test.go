@@ -217,3 +217,47 @@ func TestHeldLookup(t *testing.T) {
 		t.Fatal("lookups of names held for longer than the timeouts did not reach the master")
 	}
 }
+
+// TestRevalidateOnce checks that opens of several files of one directory
+// whose attributes expired together make one StatDir: those that find one
+// under way wait for it.
+func TestRevalidateOnce(t *testing.T) {
+	const files = 8
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	paths := heldFiles(t, e, []string{"d"}, files)[0]
+	for _, p := range paths {
+		openStat(t, e, p)
+	}
+	e.m.skew.Add(int64(2 * time.Hour))
+	gate := make(chan struct{})
+	e.ns.statDirGate.Store(&gate)
+	sd0, waits0 := e.ns.statDirs.Load(), e.m.revalidationWaits.Load()
+	errs := make(chan error, files)
+	for _, p := range paths {
+		go func() {
+			f, err := os.Open(e.path(p))
+			if err == nil {
+				err = f.Close()
+			}
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.ns.statDirs.Load()-sd0 < 1 || e.m.revalidationWaits.Load()-waits0 < files-1 {
+		if time.Now().After(deadline) {
+			close(gate)
+			t.Fatalf("after 10s: %d StatDir calls, %d opens waiting for one; want 1 and %d",
+				e.ns.statDirs.Load()-sd0, e.m.revalidationWaits.Load()-waits0, files-1)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	close(gate)
+	for range files {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.ns.statDirs.Load() - sd0; n != 1 {
+		t.Fatalf("%d StatDir calls for %d opens in one directory, want 1", n, files)
+	}
+}
