@@ -20,9 +20,15 @@
 //     with content) drops the stream, and the staged file is uploaded whole
 //     on close (read-modify-upload: the old content is copied into the
 //     staging file before the first change).
-//   - Close-to-open consistency. open fetches fresh attributes from the
-//     master, so content closed on another host is seen; flush (close) and
-//     fsync finish the upload and then record size and fingerprint with
+//   - Close-to-open consistency, bounded by the attribute timeout. An open
+//     for reading uses the attributes (fingerprint included) and location
+//     the mount got from the master less than Options.AttrTimeout ago, and
+//     asks for them otherwise, for every file of the directory at once
+//     (revalidate.go): content closed on another host is seen by an open
+//     that begins an attribute timeout after the close returned; with
+//     Options.StrictOpen, by the next open. Changes made through the mount
+//     are seen at once on this host. flush (close) and fsync finish the
+//     upload and then record size and fingerprint with
 //     Namespace.CompleteFile. A failed upload makes that close or fsync
 //     fail with EIO; the staged data is kept and tried again on release.
 //

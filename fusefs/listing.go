@@ -23,10 +23,11 @@ import (
 // until it is as old as the shorter of the attribute and entry timeouts.
 // Each such answer carries what remains of that time as its kernel
 // timeouts, so an attribute the kernel shows is never older than the
-// mount's attribute timeout, as with the kernel's own cache alone. Names a listing does not hold still ask the master: a name
-// created on another host is found at once. Any change made through this
-// mount drops every listing (changeCounter), and opens ask the master for
-// fresh attributes whatever a lookup answered (close-to-open).
+// mount's attribute timeout, as with the kernel's own cache alone. Names a
+// listing does not hold still ask the master: a name created on another
+// host is found at once. Any change made through this mount drops every
+// listing (changeCounter). An open uses the attributes a listing answered
+// only while they are younger than the attribute timeout (revalidate.go).
 const (
 	// listingAfter is how many lookups of one directory go to the master
 	// within one timeout before its listing is fetched.
