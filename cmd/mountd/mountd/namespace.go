@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -22,6 +23,9 @@ import (
 // ufsOpenTimeout bounds opening one mount's UFS (and fetching its record).
 const ufsOpenTimeout = 30 * time.Second
 
+// errNoStatDir is StatDir's answer when the masters do not know it.
+var errNoStatDir = errors.New("mountd: the masters do not answer StatDir")
+
 // namespace implements fusefs.Namespace over the gRPC client. POSIX outcomes
 // come back from the client as errors that errors.As to syscall.Errno, which
 // is what fusefs expects.
@@ -30,6 +34,10 @@ type namespace struct {
 	log *slog.Logger
 	// wrap, when set, wraps every UFS opened (to count its calls).
 	wrap func(fsys ufs.FileSystem, uri string) ufs.FileSystem
+
+	// noStatDir is set once the masters answered that they do not know
+	// StatDir (older masters): fusefs then asks for each file apart.
+	noStatDir atomic.Bool
 
 	mu     sync.Mutex
 	mounts map[uint64]*ufsMount
@@ -292,11 +300,19 @@ func (n *namespace) Location(ctx context.Context, ino meta.Ino) (fusefs.Location
 // StatDir implements fusefs.Namespace: one call for the attributes of
 // names in dir and where dir lives.
 func (n *namespace) StatDir(ctx context.Context, dir meta.Ino, names []string) (fusefs.DirStat, error) {
+	if n.noStatDir.Load() {
+		return fusefs.DirStat{}, errNoStatDir
+	}
 	raw := make([][]byte, len(names))
 	for i, name := range names {
 		raw[i] = []byte(name)
 	}
 	resp, err := n.c.StatDir(ctx, dir, raw)
+	if status.Code(err) == codes.Unimplemented {
+		n.noStatDir.Store(true)
+		n.log.Warn("mountd: the masters do not answer StatDir; files are revalidated one by one", "err", err)
+		return fusefs.DirStat{}, errNoStatDir
+	}
 	if err != nil {
 		return fusefs.DirStat{}, err
 	}
