@@ -95,6 +95,7 @@ require (
 require (
 	github.com/container-storage-interface/spec v1.14.0
 	github.com/kubernetes-csi/csi-test/v5 v5.6.0
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -105,6 +106,7 @@ require (
 	github.com/onsi/ginkgo/v2 v2.32.1 // indirect
 	github.com/onsi/gomega v1.42.1 // indirect
 	go.uber.org/mock v0.6.0 // indirect
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/tools v0.50.0 // indirect

@@ -53,7 +53,8 @@ func (s *controllerServer) client(sec map[string]string) (*client.Client, error)
 }
 
 // createParams reads the StorageClass parameters of CreateVolume: the
-// attributes they add to the volume, and the directory's mode.
+// attributes they add to the volume, and the directory's mode. Keys with a
+// "/" are the orchestrator's and are ignored.
 func createParams(params map[string]string) (map[string]string, uint32, error) {
 	attrs := map[string]string{}
 	mode := uint32(defaultVolumeMode)
@@ -76,6 +77,9 @@ func createParams(params map[string]string) (map[string]string, uint32, error) {
 			}
 			mode = uint32(m)
 		default:
+			if strings.Contains(k, "/") {
+				continue // the orchestrator's (csi.storage.k8s.io/pvc/name, ...)
+			}
 			return nil, 0, fmt.Errorf("unknown parameter %q (known: %s, %s, %s)", k, attrCacheSize, attrReadOnly, paramMode)
 		}
 	}

@@ -334,3 +334,27 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// Secret keys the plugin reads from the CSI secrets of a request.
+var SecretKeys = []string{secretToken, secretCA, secretCert, secretKey}
+
+// ValidateParameters checks StorageClass parameters as CreateVolume does.
+func ValidateParameters(params map[string]string) error {
+	_, _, err := createParams(params)
+	return err
+}
+
+// ValidateAttributes checks the attributes of a static volume as
+// NodePublishVolume does; defaultMasters stand for the node plugin's
+// --masters.
+func ValidateAttributes(attrs map[string]string, defaultMasters []string) error {
+	_, err := parseAttrs(attrs, defaultMasters)
+	return err
+}
+
+// ValidateMountFlags checks the mount flags of a volume (a persistent
+// volume's or StorageClass's mountOptions) as NodePublishVolume does.
+func ValidateMountFlags(flags []string) error {
+	_, err := mountOptions(flags)
+	return err
+}

@@ -86,7 +86,7 @@ func TestCheckCapability(t *testing.T) {
 }
 
 func TestCreateParams(t *testing.T) {
-	attrs, mode, err := createParams(map[string]string{"cacheSize": "64M", "readOnly": "false", "mode": "0750"})
+	attrs, mode, err := createParams(map[string]string{"cacheSize": "64M", "readOnly": "false", "mode": "0750", "csi.storage.k8s.io/pvc/name": "data"})
 	if err != nil || mode != 0o750 || attrs["cacheSize"] != "64M" || attrs["readOnly"] != "false" || len(attrs) != 2 {
 		t.Errorf("got %v, %o, %v", attrs, mode, err)
 	}
