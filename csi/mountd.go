@@ -114,6 +114,7 @@ func (n *nodeServer) startMountd(rec *record, cred Credentials) (io.ReadCloser, 
 	defer logf.Close()
 	cmd := exec.Command(n.d.cfg.MountdPath, rec.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = mountdEnv(os.Environ())
 	cmd.ExtraFiles = inherit
 	cmd.Dir = "/"
 	// A session of its own: no signal meant for the plugin's process group
@@ -136,6 +137,19 @@ func (n *nodeServer) startMountd(rec *record, cred Credentials) (io.ReadCloser, 
 	}
 	rec.StartTime = start
 	return pr, exited, nil
+}
+
+// mountdEnv is the environment of a mount daemon: the plugin's without
+// the SKYFS_ variables, so that a volume's credentials are those of its
+// request only (mountd reads $SKYFS_TOKEN_FILE when given no token file).
+func mountdEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "SKYFS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // readReady waits for the daemon's first line on the ready pipe: nil for

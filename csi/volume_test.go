@@ -162,3 +162,10 @@ func TestRecords(t *testing.T) {
 		t.Errorf("misplaced record: bad %v", bad)
 	}
 }
+
+func TestMountdEnv(t *testing.T) {
+	got := mountdEnv([]string{"PATH=/bin", "SKYFS_TOKEN_FILE=/etc/skyfs/admin.token", "HOME=/root"})
+	if !slices.Equal(got, []string{"PATH=/bin", "HOME=/root"}) {
+		t.Errorf("got %v", got)
+	}
+}
