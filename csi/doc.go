@@ -57,6 +57,12 @@
 // unmounts the target, waits for mountd to finish its uploads and exit,
 // and removes the target directory, the cache and the record.
 //
+// In Kubernetes the daemons run in the node plugin's container: they outlive
+// a restart of the plugin's process, but not of its container, whose
+// processes the container runtime kills together. A pod whose mount died so
+// sees ENOTCONN until it is started again; the next NodePublishVolume of its
+// target remounts it.
+//
 // # Capabilities
 //
 // Controller: CREATE_DELETE_VOLUME. Node: GET_VOLUME_STATS and

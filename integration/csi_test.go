@@ -20,7 +20,9 @@ import (
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/skyfs/skyfs/client"
 	"github.com/skyfs/skyfs/internal/secrets"
@@ -260,6 +262,25 @@ func TestCSIRestart(t *testing.T) {
 	if id := vol.GetVolume().GetVolumeId(); id != "/k8s/volumes/pvc-restart" {
 		t.Fatalf("volume id %q", id)
 	}
+	// A wrong token: the publish fails with the mount daemon's reason and
+	// leaves no daemon, record or mount behind.
+	bad := filepath.Join(e.dir, "pods", "pod-0", "vol")
+	_, err = node.NodePublishVolume(ctx, &csipb.NodePublishVolumeRequest{
+		VolumeId: vol.GetVolume().GetVolumeId(), TargetPath: bad, VolumeCapability: vc,
+		VolumeContext: vol.GetVolume().GetVolumeContext(), Secrets: map[string]string{"token": "skyfs_not-the-token"},
+	})
+	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "not-the-token") {
+		t.Errorf("publish with a wrong token: %v", err)
+	}
+	if recs := e.records(); len(recs) != 0 || mounted(bad) {
+		t.Errorf("after a failed publish: records %+v, mounted %v", recs, mounted(bad))
+	}
+	// Without secrets the controller uses its own credentials: none here.
+	_, err = ctrl.ValidateVolumeCapabilities(ctx, &csipb.ValidateVolumeCapabilitiesRequest{VolumeId: vol.GetVolume().GetVolumeId(), VolumeCapabilities: []*csipb.VolumeCapability{vc}})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("validate without a token: %v, want Unauthenticated", err)
+	}
+
 	target := filepath.Join(e.dir, "pods", "pod-1", "vol")
 	publish := &csipb.NodePublishVolumeRequest{
 		VolumeId: vol.GetVolume().GetVolumeId(), TargetPath: target, VolumeCapability: vc,
