@@ -135,6 +135,8 @@ func (a *applier) dispatch(e *metapb.Entry) error {
 		return a.symlink(op.Symlink)
 	case *metapb.Entry_Link:
 		return a.link(op.Link)
+	case *metapb.Entry_Mknod:
+		return a.mknod(op.Mknod)
 	case *metapb.Entry_SetXattr:
 		return a.setXattr(op.SetXattr)
 	case *metapb.Entry_RemoveXattr:

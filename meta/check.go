@@ -156,12 +156,16 @@ func Check(tx Txn) error {
 			if n.Nlink != 2+subdirs[ino] {
 				return fmt.Errorf("directory %d: nlink %d, want %d", ino, n.Nlink, 2+subdirs[ino])
 			}
-		case metapb.FileType_REGULAR, metapb.FileType_SYMLINK:
+		case metapb.FileType_REGULAR, metapb.FileType_SYMLINK, metapb.FileType_FIFO,
+			metapb.FileType_SOCKET, metapb.FileType_CHAR_DEVICE, metapb.FileType_BLOCK_DEVICE:
 			if n.Nlink == 0 || int(n.Nlink) != len(ls) {
 				return fmt.Errorf("inode %d: nlink %d, %d names", ino, n.Nlink, len(ls))
 			}
 		default:
 			return fmt.Errorf("inode %d: bad type %v", ino, n.Type)
+		}
+		if dev := n.Type == metapb.FileType_CHAR_DEVICE || n.Type == metapb.FileType_BLOCK_DEVICE; n.Rdev != 0 && !dev {
+			return fmt.Errorf("inode %d: rdev %#x on a %v", ino, n.Rdev, n.Type)
 		}
 		if n.Mode&^0o7777 != 0 {
 			return fmt.Errorf("inode %d: mode %o", ino, n.Mode)

@@ -24,6 +24,7 @@ func seeds() []*metapb.Entry {
 		&metapb.SetAttr{Ino: 3, Valid: 63, Mode: 0o600, Size: 7, AtimeNs: 1, MtimeNs: 2},
 		&metapb.Symlink{Parent: 1, Name: []byte("l"), Target: []byte("d/f")},
 		&metapb.Link{Ino: 3, NewParent: 1, NewName: []byte("h")},
+		&metapb.Mknod{Parent: 2, Name: []byte("p"), Type: metapb.FileType_CHAR_DEVICE, Mode: 0o640, Rdev: 0x103},
 		&metapb.SetXattr{Ino: 3, Name: []byte("user.a"), Value: []byte("v"), Flags: 1},
 		&metapb.RemoveXattr{Ino: 3, Name: []byte("user.a")},
 		&metapb.AddMount{Path: "/e", Uri: "s3://b/p", Options: map[string]string{"k": "v"}},

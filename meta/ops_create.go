@@ -73,6 +73,27 @@ func (a *applier) symlink(op *metapb.Symlink) error {
 	return a.addChild(p, op.Name, n)
 }
 
+// mknod creates a special file. It lives in the namespace only, as a symlink
+// does: no UFS holds it, and a sync leaves it alone. Only a device keeps
+// rdev.
+func (a *applier) mknod(op *metapb.Mknod) error {
+	rdev := op.Rdev
+	switch FileType(op.Type) {
+	case TypeFIFO, TypeSocket:
+		rdev = 0
+	case TypeCharDevice, TypeBlockDevice:
+	default:
+		return posix(syscall.EINVAL)
+	}
+	p, err := a.prepareCreate(op.Parent, op.Name)
+	if err != nil {
+		return err
+	}
+	n := a.newNode(op.Type, op.Mode, op.Uid, op.Gid)
+	n.Rdev = rdev
+	return a.addChild(p, op.Name, n)
+}
+
 func (a *applier) link(op *metapb.Link) error {
 	n, err := a.inode(op.Ino)
 	if err != nil {

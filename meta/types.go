@@ -30,7 +30,22 @@ const (
 	TypeRegular   = FileType(metapb.FileType_REGULAR)
 	TypeDirectory = FileType(metapb.FileType_DIRECTORY)
 	TypeSymlink   = FileType(metapb.FileType_SYMLINK)
+	// Special files, which live in the namespace only (see Mknod).
+	TypeFIFO        = FileType(metapb.FileType_FIFO)
+	TypeSocket      = FileType(metapb.FileType_SOCKET)
+	TypeCharDevice  = FileType(metapb.FileType_CHAR_DEVICE)
+	TypeBlockDevice = FileType(metapb.FileType_BLOCK_DEVICE)
 )
+
+// Special reports whether t is a special file: a FIFO, a socket, or a
+// character or block device.
+func (t FileType) Special() bool {
+	switch t {
+	case TypeFIFO, TypeSocket, TypeCharDevice, TypeBlockDevice:
+		return true
+	}
+	return false
+}
 
 func (t FileType) String() string {
 	switch t {
@@ -40,6 +55,14 @@ func (t FileType) String() string {
 		return "dir"
 	case TypeSymlink:
 		return "symlink"
+	case TypeFIFO:
+		return "fifo"
+	case TypeSocket:
+		return "socket"
+	case TypeCharDevice:
+		return "char"
+	case TypeBlockDevice:
+		return "block"
 	}
 	return "unknown"
 }
@@ -88,6 +111,9 @@ type Attr struct {
 	Atime, Mtime, Ctime int64
 	// Target of a symlink.
 	Target []byte
+	// Rdev is the device a character or block device names, in Linux's
+	// encoding (stat(2)'s st_rdev).
+	Rdev uint32
 	// MountID is non-zero for the root directory of a UFS mount.
 	MountID uint64
 	// UFS is the fingerprint of the UFS object the file was loaded or written
@@ -171,6 +197,7 @@ func attrFromPB(n *metapb.Inode) *Attr {
 		Mtime:    n.MtimeNs,
 		Ctime:    n.CtimeNs,
 		Target:   n.SymlinkTarget,
+		Rdev:     n.Rdev,
 		MountID:  n.MountId,
 		UFS:      fingerprintFromPB(n.Ufs),
 		Pending:  n.Persist == metapb.PersistState_PENDING,

@@ -123,6 +123,20 @@ func testErrnos(t *testing.T, open func(testing.TB) meta.Store) {
 		{"symlink long target", func(fx *fixture) any { return sym(fx.d, "l", strings.Repeat("a", 4096)) }, syscall.ENAMETOOLONG},
 		{"symlink nul target", func(fx *fixture) any { return sym(fx.d, "l", "a\x00b") }, syscall.EINVAL},
 		{"symlink exists", func(fx *fixture) any { return sym(fx.d, "f", "x") }, syscall.EEXIST},
+		// mknod
+		{"mknod fifo", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_FIFO, 0) }, 0},
+		{"mknod socket", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_SOCKET, 0) }, 0},
+		{"mknod char", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_CHAR_DEVICE, 0x102) }, 0},
+		{"mknod block", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_BLOCK_DEVICE, 0x102) }, 0},
+		{"mknod regular", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_REGULAR, 0) }, syscall.EINVAL},
+		{"mknod dir", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_DIRECTORY, 0) }, syscall.EINVAL},
+		{"mknod symlink", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_SYMLINK, 0) }, syscall.EINVAL},
+		{"mknod no type", func(fx *fixture) any { return mknod(fx.d, "p", metapb.FileType_FILE_TYPE_UNSPECIFIED, 0) }, syscall.EINVAL},
+		{"mknod unknown type", func(fx *fixture) any { return mknod(fx.d, "p", 99, 0) }, syscall.EINVAL},
+		{"mknod exists", func(fx *fixture) any { return mknod(fx.d, "f", metapb.FileType_FIFO, 0) }, syscall.EEXIST},
+		{"mknod no parent", func(fx *fixture) any { return mknod(missing, "p", metapb.FileType_FIFO, 0) }, syscall.ENOENT},
+		{"mknod parent file", func(fx *fixture) any { return mknod(fx.f, "p", metapb.FileType_FIFO, 0) }, syscall.ENOTDIR},
+		{"mknod 256", func(fx *fixture) any { return mknod(fx.d, string(name(256)), metapb.FileType_FIFO, 0) }, syscall.ENAMETOOLONG},
 		// link
 		{"link ok", func(fx *fixture) any { return &metapb.Link{Ino: fx.f, NewParent: fx.e, NewName: []byte("h")} }, 0},
 		{"link dir", func(fx *fixture) any { return &metapb.Link{Ino: fx.sub, NewParent: fx.e, NewName: []byte("h")} }, syscall.EPERM},
@@ -165,6 +179,7 @@ func testErrnos(t *testing.T, open func(testing.TB) meta.Store) {
 		{"load file", func(fx *fixture) any { return load(fx.f, true, true, 0) }, syscall.ENOTDIR},
 		{"load stale", func(fx *fixture) any { return load(fx.m, false, true, 7) }, syscall.ESTALE},
 		{"load bad name", func(fx *fixture) any { return load(fx.m, true, true, 0, child("..", metapb.FileType_REGULAR)) }, syscall.EINVAL},
+		{"load fifo", func(fx *fixture) any { return load(fx.m, true, true, 0, child("p", metapb.FileType_FIFO)) }, syscall.EINVAL},
 		{"load symlink", func(fx *fixture) any { return load(fx.m, true, true, 0, child("l", metapb.FileType_SYMLINK)) }, syscall.EINVAL},
 		{"load too many", func(fx *fixture) any {
 			l := load(fx.m, true, true, 0)
@@ -198,6 +213,10 @@ func renf(op meta.Ino, on string, np meta.Ino, nn string, flags uint32) *metapb.
 
 func sym(parent meta.Ino, name, target string) *metapb.Symlink {
 	return &metapb.Symlink{Parent: parent, Name: []byte(name), Target: []byte(target)}
+}
+
+func mknod(parent meta.Ino, name string, typ metapb.FileType, rdev uint32) *metapb.Mknod {
+	return &metapb.Mknod{Parent: parent, Name: []byte(name), Type: typ, Mode: 0o640, Rdev: rdev}
 }
 
 func xset(ino meta.Ino, name, value string, flags uint32) *metapb.SetXattr {

@@ -185,6 +185,8 @@ func Entry(now int64, op any) *metapb.Entry {
 		e.Op = &metapb.Entry_Symlink{Symlink: op}
 	case *metapb.Link:
 		e.Op = &metapb.Entry_Link{Link: op}
+	case *metapb.Mknod:
+		e.Op = &metapb.Entry_Mknod{Mknod: op}
 	case *metapb.SetXattr:
 		e.Op = &metapb.Entry_SetXattr{SetXattr: op}
 	case *metapb.RemoveXattr:

@@ -88,6 +88,37 @@ func testSemantics(t *testing.T, open func(testing.TB) meta.Store) {
 		t.Fatalf("symlink: %+v", a)
 	}
 
+	// Special files: rdev only for devices; they link, rename and go like
+	// files.
+	dirBefore := h.Attr(d)
+	p := h.Must(&metapb.Mknod{Parent: d, Name: []byte("p"), Type: metapb.FileType_FIFO, Mode: 0o4640, Uid: 5, Gid: 6, Rdev: 9}).Ino
+	if a := h.Attr(p); a.Type != meta.TypeFIFO || a.Mode != 0o4640 || a.UID != 5 || a.GID != 6 || a.Rdev != 0 ||
+		a.Nlink != 1 || a.Size != 0 || a.Atime != h.Clock || a.Mtime != h.Clock || a.Ctime != h.Clock {
+		t.Fatalf("mkfifo: %+v", a)
+	}
+	if a := h.Attr(d); a.Nlink != dirBefore.Nlink || a.Mtime != h.Clock || a.Ctime != h.Clock {
+		t.Fatalf("directory after mkfifo: %+v", a)
+	}
+	for _, typ := range []metapb.FileType{metapb.FileType_CHAR_DEVICE, metapb.FileType_BLOCK_DEVICE, metapb.FileType_SOCKET} {
+		rdev := uint32(0x1234_5678)
+		res := h.Must(&metapb.Mknod{Parent: d, Name: []byte(typ.String()), Type: typ, Mode: 0o600, Rdev: rdev})
+		if typ == metapb.FileType_SOCKET {
+			rdev = 0
+		}
+		if a := h.Attr(res.Ino); a.Type != meta.FileType(typ) || a.Rdev != rdev || !a.Type.Special() {
+			t.Fatalf("mknod %v: %+v", typ, a)
+		}
+	}
+	h.Must(&metapb.Link{Ino: p, NewParent: meta.RootIno, NewName: []byte("p2")})
+	if a := h.Attr(p); a.Nlink != 2 || a.Ctime != h.Clock || a.Type != meta.TypeFIFO {
+		t.Fatalf("link of a fifo: %+v", a)
+	}
+	h.Must(ren(d, "p", d, "CHAR_DEVICE"))
+	h.Must(&metapb.Unlink{Parent: meta.RootIno, Name: []byte("p2")})
+	if a := h.Attr(p); a.Nlink != 1 || a.Ctime != h.Clock {
+		t.Fatalf("fifo after rename and unlink: %+v", a)
+	}
+
 	// Extended attributes.
 	h.Must(xset(f, "user.b", "2", 0))
 	h.Must(xset(f, "user.a", "1", meta.XattrCreate))

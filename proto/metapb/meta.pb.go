@@ -35,6 +35,11 @@ const (
 	FileType_REGULAR               FileType = 1
 	FileType_DIRECTORY             FileType = 2
 	FileType_SYMLINK               FileType = 3
+	// Special files: they live in the namespace only, never in a UFS.
+	FileType_FIFO         FileType = 4
+	FileType_SOCKET       FileType = 5
+	FileType_CHAR_DEVICE  FileType = 6
+	FileType_BLOCK_DEVICE FileType = 7
 )
 
 // Enum value maps for FileType.
@@ -44,12 +49,20 @@ var (
 		1: "REGULAR",
 		2: "DIRECTORY",
 		3: "SYMLINK",
+		4: "FIFO",
+		5: "SOCKET",
+		6: "CHAR_DEVICE",
+		7: "BLOCK_DEVICE",
 	}
 	FileType_value = map[string]int32{
 		"FILE_TYPE_UNSPECIFIED": 0,
 		"REGULAR":               1,
 		"DIRECTORY":             2,
 		"SYMLINK":               3,
+		"FIFO":                  4,
+		"SOCKET":                5,
+		"CHAR_DEVICE":           6,
+		"BLOCK_DEVICE":          7,
 	}
 )
 
@@ -283,7 +296,10 @@ type Inode struct {
 	SyncGen  uint64 `protobuf:"varint,19,opt,name=sync_gen,json=syncGen,proto3" json:"sync_gen,omitempty"`
 	LoadedNs int64  `protobuf:"varint,20,opt,name=loaded_ns,json=loadedNs,proto3" json:"loaded_ns,omitempty"`
 	// The sync generation of the parent in which this entry was last seen.
-	SeenGen       uint64 `protobuf:"varint,21,opt,name=seen_gen,json=seenGen,proto3" json:"seen_gen,omitempty"`
+	SeenGen uint64 `protobuf:"varint,21,opt,name=seen_gen,json=seenGen,proto3" json:"seen_gen,omitempty"`
+	// The device a character or block device names (Linux's encoding, as
+	// stat(2) reports st_rdev); zero for other types.
+	Rdev          uint32 `protobuf:"varint,22,opt,name=rdev,proto3" json:"rdev,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +477,13 @@ func (x *Inode) GetLoadedNs() int64 {
 func (x *Inode) GetSeenGen() uint64 {
 	if x != nil {
 		return x.SeenGen
+	}
+	return 0
+}
+
+func (x *Inode) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
 	}
 	return 0
 }
@@ -716,6 +739,7 @@ type Entry struct {
 	//	*Entry_RemoveMount
 	//	*Entry_LoadDir
 	//	*Entry_Purge
+	//	*Entry_Mknod
 	Op            isEntry_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -914,6 +938,15 @@ func (x *Entry) GetPurge() *Purge {
 	return nil
 }
 
+func (x *Entry) GetMknod() *Mknod {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Mknod); ok {
+			return x.Mknod
+		}
+	}
+	return nil
+}
+
 type isEntry_Op interface {
 	isEntry_Op()
 }
@@ -978,6 +1011,10 @@ type Entry_Purge struct {
 	Purge *Purge `protobuf:"bytes,24,opt,name=purge,proto3,oneof"`
 }
 
+type Entry_Mknod struct {
+	Mknod *Mknod `protobuf:"bytes,25,opt,name=mknod,proto3,oneof"`
+}
+
 func (*Entry_Mkdir) isEntry_Op() {}
 
 func (*Entry_CreateFile) isEntry_Op() {}
@@ -1007,6 +1044,8 @@ func (*Entry_RemoveMount) isEntry_Op() {}
 func (*Entry_LoadDir) isEntry_Op() {}
 
 func (*Entry_Purge) isEntry_Op() {}
+
+func (*Entry_Mknod) isEntry_Op() {}
 
 type Mkdir struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1621,6 +1660,100 @@ func (x *Symlink) GetGid() uint32 {
 	return 0
 }
 
+// Mknod creates a special file: a FIFO, a socket, or a character or block
+// device (with rdev).
+type Mknod struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          []byte                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Type          FileType               `protobuf:"varint,3,opt,name=type,proto3,enum=skyfs.meta.v1.FileType" json:"type,omitempty"`
+	Mode          uint32                 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	Uid           uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid           uint32                 `protobuf:"varint,6,opt,name=gid,proto3" json:"gid,omitempty"`
+	Rdev          uint32                 `protobuf:"varint,7,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mknod) Reset() {
+	*x = Mknod{}
+	mi := &file_metapb_meta_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mknod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mknod) ProtoMessage() {}
+
+func (x *Mknod) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mknod.ProtoReflect.Descriptor instead.
+func (*Mknod) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Mknod) GetParent() uint64 {
+	if x != nil {
+		return x.Parent
+	}
+	return 0
+}
+
+func (x *Mknod) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *Mknod) GetType() FileType {
+	if x != nil {
+		return x.Type
+	}
+	return FileType_FILE_TYPE_UNSPECIFIED
+}
+
+func (x *Mknod) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *Mknod) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *Mknod) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *Mknod) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
 type Link struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
@@ -1632,7 +1765,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_metapb_meta_proto_msgTypes[15]
+	mi := &file_metapb_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1777,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[15]
+	mi := &file_metapb_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1790,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{15}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Link) GetIno() uint64 {
@@ -1694,7 +1827,7 @@ type SetXattr struct {
 
 func (x *SetXattr) Reset() {
 	*x = SetXattr{}
-	mi := &file_metapb_meta_proto_msgTypes[16]
+	mi := &file_metapb_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1839,7 @@ func (x *SetXattr) String() string {
 func (*SetXattr) ProtoMessage() {}
 
 func (x *SetXattr) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[16]
+	mi := &file_metapb_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1852,7 @@ func (x *SetXattr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattr.ProtoReflect.Descriptor instead.
 func (*SetXattr) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{16}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetXattr) GetIno() uint64 {
@@ -1760,7 +1893,7 @@ type RemoveXattr struct {
 
 func (x *RemoveXattr) Reset() {
 	*x = RemoveXattr{}
-	mi := &file_metapb_meta_proto_msgTypes[17]
+	mi := &file_metapb_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1905,7 @@ func (x *RemoveXattr) String() string {
 func (*RemoveXattr) ProtoMessage() {}
 
 func (x *RemoveXattr) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[17]
+	mi := &file_metapb_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1918,7 @@ func (x *RemoveXattr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattr.ProtoReflect.Descriptor instead.
 func (*RemoveXattr) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{17}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveXattr) GetIno() uint64 {
@@ -1819,7 +1952,7 @@ type AddMount struct {
 
 func (x *AddMount) Reset() {
 	*x = AddMount{}
-	mi := &file_metapb_meta_proto_msgTypes[18]
+	mi := &file_metapb_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1964,7 @@ func (x *AddMount) String() string {
 func (*AddMount) ProtoMessage() {}
 
 func (x *AddMount) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[18]
+	mi := &file_metapb_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1977,7 @@ func (x *AddMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMount.ProtoReflect.Descriptor instead.
 func (*AddMount) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{18}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddMount) GetPath() string {
@@ -1912,7 +2045,7 @@ type RemoveMount struct {
 
 func (x *RemoveMount) Reset() {
 	*x = RemoveMount{}
-	mi := &file_metapb_meta_proto_msgTypes[19]
+	mi := &file_metapb_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2057,7 @@ func (x *RemoveMount) String() string {
 func (*RemoveMount) ProtoMessage() {}
 
 func (x *RemoveMount) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[19]
+	mi := &file_metapb_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2070,7 @@ func (x *RemoveMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMount.ProtoReflect.Descriptor instead.
 func (*RemoveMount) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{19}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveMount) GetPath() string {
@@ -1962,7 +2095,7 @@ type LoadedChild struct {
 
 func (x *LoadedChild) Reset() {
 	*x = LoadedChild{}
-	mi := &file_metapb_meta_proto_msgTypes[20]
+	mi := &file_metapb_meta_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2107,7 @@ func (x *LoadedChild) String() string {
 func (*LoadedChild) ProtoMessage() {}
 
 func (x *LoadedChild) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[20]
+	mi := &file_metapb_meta_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2120,7 @@ func (x *LoadedChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedChild.ProtoReflect.Descriptor instead.
 func (*LoadedChild) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{20}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LoadedChild) GetName() []byte {
@@ -2050,7 +2183,7 @@ type LoadDir struct {
 
 func (x *LoadDir) Reset() {
 	*x = LoadDir{}
-	mi := &file_metapb_meta_proto_msgTypes[21]
+	mi := &file_metapb_meta_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2195,7 @@ func (x *LoadDir) String() string {
 func (*LoadDir) ProtoMessage() {}
 
 func (x *LoadDir) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[21]
+	mi := &file_metapb_meta_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2208,7 @@ func (x *LoadDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadDir.ProtoReflect.Descriptor instead.
 func (*LoadDir) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{21}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LoadDir) GetDir() uint64 {
@@ -2123,7 +2256,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_metapb_meta_proto_msgTypes[22]
+	mi := &file_metapb_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2268,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[22]
+	mi := &file_metapb_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2281,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{22}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Purge) GetMax() uint32 {
@@ -2170,7 +2303,7 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"5\n" +
 	"\aLinkRef\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\fR\x04name\"\xf0\x04\n" +
+	"\x04name\x18\x02 \x01(\fR\x04name\"\x84\x05\n" +
 	"\x05Inode\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12+\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x17.skyfs.meta.v1.FileTypeR\x04type\x12\x12\n" +
@@ -2194,7 +2327,8 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x06loaded\x18\x12 \x01(\bR\x06loaded\x12\x19\n" +
 	"\bsync_gen\x18\x13 \x01(\x04R\asyncGen\x12\x1b\n" +
 	"\tloaded_ns\x18\x14 \x01(\x03R\bloadedNs\x12\x19\n" +
-	"\bseen_gen\x18\x15 \x01(\x04R\aseenGen\"\xb7\x02\n" +
+	"\bseen_gen\x18\x15 \x01(\x04R\aseenGen\x12\x12\n" +
+	"\x04rdev\x18\x16 \x01(\rR\x04rdev\"\xb7\x02\n" +
 	"\x05Mount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x10\n" +
@@ -2215,7 +2349,7 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x17\n" +
 	"\atime_ns\x18\x03 \x01(\x03R\x06timeNs\x12\x18\n" +
-	"\aremoved\x18\x04 \x03(\x04R\aremoved\"\x9d\a\n" +
+	"\aremoved\x18\x04 \x03(\x04R\aremoved\"\xcb\a\n" +
 	"\x05Entry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\atime_ns\x18\x02 \x01(\x03R\x06timeNs\x122\n" +
@@ -2236,7 +2370,8 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\tadd_mount\x18\x15 \x01(\v2\x17.skyfs.meta.v1.AddMountH\x00R\baddMount\x12?\n" +
 	"\fremove_mount\x18\x16 \x01(\v2\x1a.skyfs.meta.v1.RemoveMountH\x00R\vremoveMount\x123\n" +
 	"\bload_dir\x18\x17 \x01(\v2\x16.skyfs.meta.v1.LoadDirH\x00R\aloadDir\x12,\n" +
-	"\x05purge\x18\x18 \x01(\v2\x14.skyfs.meta.v1.PurgeH\x00R\x05purgeB\x04\n" +
+	"\x05purge\x18\x18 \x01(\v2\x14.skyfs.meta.v1.PurgeH\x00R\x05purge\x12,\n" +
+	"\x05mknod\x18\x19 \x01(\v2\x14.skyfs.meta.v1.MknodH\x00R\x05mknodB\x04\n" +
 	"\x02op\"\xa2\x01\n" +
 	"\x05Mkdir\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
@@ -2288,7 +2423,15 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\fR\x04name\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\fR\x06target\x12\x10\n" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\x05 \x01(\rR\x03gid\"R\n" +
+	"\x03gid\x18\x05 \x01(\rR\x03gid\"\xac\x01\n" +
+	"\x05Mknod\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\fR\x04name\x12+\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x17.skyfs.meta.v1.FileTypeR\x04type\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x10\n" +
+	"\x03uid\x18\x05 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x06 \x01(\rR\x03gid\x12\x12\n" +
+	"\x04rdev\x18\a \x01(\rR\x04rdev\"R\n" +
 	"\x04Link\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1d\n" +
 	"\n" +
@@ -2330,12 +2473,17 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x03end\x18\x04 \x01(\bR\x03end\x12\x10\n" +
 	"\x03gen\x18\x05 \x01(\x04R\x03gen\"\x19\n" +
 	"\x05Purge\x12\x10\n" +
-	"\x03max\x18\x01 \x01(\rR\x03max*N\n" +
+	"\x03max\x18\x01 \x01(\rR\x03max*\x87\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
 	"\tDIRECTORY\x10\x02\x12\v\n" +
-	"\aSYMLINK\x10\x03*I\n" +
+	"\aSYMLINK\x10\x03\x12\b\n" +
+	"\x04FIFO\x10\x04\x12\n" +
+	"\n" +
+	"\x06SOCKET\x10\x05\x12\x0f\n" +
+	"\vCHAR_DEVICE\x10\x06\x12\x10\n" +
+	"\fBLOCK_DEVICE\x10\a*I\n" +
 	"\fPersistState\x12\x1d\n" +
 	"\x19PERSIST_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tPERSISTED\x10\x01\x12\v\n" +
@@ -2354,7 +2502,7 @@ func file_metapb_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_metapb_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_metapb_meta_proto_goTypes = []any{
 	(FileType)(0),         // 0: skyfs.meta.v1.FileType
 	(PersistState)(0),     // 1: skyfs.meta.v1.PersistState
@@ -2373,23 +2521,24 @@ var file_metapb_meta_proto_goTypes = []any{
 	(*Rename)(nil),        // 14: skyfs.meta.v1.Rename
 	(*SetAttr)(nil),       // 15: skyfs.meta.v1.SetAttr
 	(*Symlink)(nil),       // 16: skyfs.meta.v1.Symlink
-	(*Link)(nil),          // 17: skyfs.meta.v1.Link
-	(*SetXattr)(nil),      // 18: skyfs.meta.v1.SetXattr
-	(*RemoveXattr)(nil),   // 19: skyfs.meta.v1.RemoveXattr
-	(*AddMount)(nil),      // 20: skyfs.meta.v1.AddMount
-	(*RemoveMount)(nil),   // 21: skyfs.meta.v1.RemoveMount
-	(*LoadedChild)(nil),   // 22: skyfs.meta.v1.LoadedChild
-	(*LoadDir)(nil),       // 23: skyfs.meta.v1.LoadDir
-	(*Purge)(nil),         // 24: skyfs.meta.v1.Purge
-	nil,                   // 25: skyfs.meta.v1.Mount.OptionsEntry
-	nil,                   // 26: skyfs.meta.v1.AddMount.OptionsEntry
+	(*Mknod)(nil),         // 17: skyfs.meta.v1.Mknod
+	(*Link)(nil),          // 18: skyfs.meta.v1.Link
+	(*SetXattr)(nil),      // 19: skyfs.meta.v1.SetXattr
+	(*RemoveXattr)(nil),   // 20: skyfs.meta.v1.RemoveXattr
+	(*AddMount)(nil),      // 21: skyfs.meta.v1.AddMount
+	(*RemoveMount)(nil),   // 22: skyfs.meta.v1.RemoveMount
+	(*LoadedChild)(nil),   // 23: skyfs.meta.v1.LoadedChild
+	(*LoadDir)(nil),       // 24: skyfs.meta.v1.LoadDir
+	(*Purge)(nil),         // 25: skyfs.meta.v1.Purge
+	nil,                   // 26: skyfs.meta.v1.Mount.OptionsEntry
+	nil,                   // 27: skyfs.meta.v1.AddMount.OptionsEntry
 }
 var file_metapb_meta_proto_depIdxs = []int32{
 	0,  // 0: skyfs.meta.v1.Inode.type:type_name -> skyfs.meta.v1.FileType
 	3,  // 1: skyfs.meta.v1.Inode.extra_links:type_name -> skyfs.meta.v1.LinkRef
 	2,  // 2: skyfs.meta.v1.Inode.ufs:type_name -> skyfs.meta.v1.Fingerprint
 	1,  // 3: skyfs.meta.v1.Inode.persist:type_name -> skyfs.meta.v1.PersistState
-	25, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
+	26, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
 	6,  // 5: skyfs.meta.v1.Entry.request:type_name -> skyfs.meta.v1.RequestID
 	9,  // 6: skyfs.meta.v1.Entry.mkdir:type_name -> skyfs.meta.v1.Mkdir
 	10, // 7: skyfs.meta.v1.Entry.create_file:type_name -> skyfs.meta.v1.CreateFile
@@ -2399,27 +2548,29 @@ var file_metapb_meta_proto_depIdxs = []int32{
 	14, // 11: skyfs.meta.v1.Entry.rename:type_name -> skyfs.meta.v1.Rename
 	15, // 12: skyfs.meta.v1.Entry.set_attr:type_name -> skyfs.meta.v1.SetAttr
 	16, // 13: skyfs.meta.v1.Entry.symlink:type_name -> skyfs.meta.v1.Symlink
-	17, // 14: skyfs.meta.v1.Entry.link:type_name -> skyfs.meta.v1.Link
-	18, // 15: skyfs.meta.v1.Entry.set_xattr:type_name -> skyfs.meta.v1.SetXattr
-	19, // 16: skyfs.meta.v1.Entry.remove_xattr:type_name -> skyfs.meta.v1.RemoveXattr
-	20, // 17: skyfs.meta.v1.Entry.add_mount:type_name -> skyfs.meta.v1.AddMount
-	21, // 18: skyfs.meta.v1.Entry.remove_mount:type_name -> skyfs.meta.v1.RemoveMount
-	23, // 19: skyfs.meta.v1.Entry.load_dir:type_name -> skyfs.meta.v1.LoadDir
-	24, // 20: skyfs.meta.v1.Entry.purge:type_name -> skyfs.meta.v1.Purge
-	1,  // 21: skyfs.meta.v1.Mkdir.persist:type_name -> skyfs.meta.v1.PersistState
-	1,  // 22: skyfs.meta.v1.CreateFile.persist:type_name -> skyfs.meta.v1.PersistState
-	2,  // 23: skyfs.meta.v1.CreateFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	2,  // 24: skyfs.meta.v1.CompleteFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	2,  // 25: skyfs.meta.v1.SetAttr.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	26, // 26: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
-	0,  // 27: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
-	2,  // 28: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	22, // 29: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	18, // 14: skyfs.meta.v1.Entry.link:type_name -> skyfs.meta.v1.Link
+	19, // 15: skyfs.meta.v1.Entry.set_xattr:type_name -> skyfs.meta.v1.SetXattr
+	20, // 16: skyfs.meta.v1.Entry.remove_xattr:type_name -> skyfs.meta.v1.RemoveXattr
+	21, // 17: skyfs.meta.v1.Entry.add_mount:type_name -> skyfs.meta.v1.AddMount
+	22, // 18: skyfs.meta.v1.Entry.remove_mount:type_name -> skyfs.meta.v1.RemoveMount
+	24, // 19: skyfs.meta.v1.Entry.load_dir:type_name -> skyfs.meta.v1.LoadDir
+	25, // 20: skyfs.meta.v1.Entry.purge:type_name -> skyfs.meta.v1.Purge
+	17, // 21: skyfs.meta.v1.Entry.mknod:type_name -> skyfs.meta.v1.Mknod
+	1,  // 22: skyfs.meta.v1.Mkdir.persist:type_name -> skyfs.meta.v1.PersistState
+	1,  // 23: skyfs.meta.v1.CreateFile.persist:type_name -> skyfs.meta.v1.PersistState
+	2,  // 24: skyfs.meta.v1.CreateFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	2,  // 25: skyfs.meta.v1.CompleteFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	2,  // 26: skyfs.meta.v1.SetAttr.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	0,  // 27: skyfs.meta.v1.Mknod.type:type_name -> skyfs.meta.v1.FileType
+	27, // 28: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
+	0,  // 29: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
+	2,  // 30: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	23, // 31: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_metapb_meta_proto_init() }
@@ -2443,6 +2594,7 @@ func file_metapb_meta_proto_init() {
 		(*Entry_RemoveMount)(nil),
 		(*Entry_LoadDir)(nil),
 		(*Entry_Purge)(nil),
+		(*Entry_Mknod)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2450,7 +2602,7 @@ func file_metapb_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metapb_meta_proto_rawDesc), len(file_metapb_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

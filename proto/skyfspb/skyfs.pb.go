@@ -47,6 +47,10 @@ const (
 	FileType_REGULAR               FileType = 1
 	FileType_DIRECTORY             FileType = 2
 	FileType_SYMLINK               FileType = 3
+	FileType_FIFO                  FileType = 4
+	FileType_SOCKET                FileType = 5
+	FileType_CHAR_DEVICE           FileType = 6
+	FileType_BLOCK_DEVICE          FileType = 7
 )
 
 // Enum value maps for FileType.
@@ -56,12 +60,20 @@ var (
 		1: "REGULAR",
 		2: "DIRECTORY",
 		3: "SYMLINK",
+		4: "FIFO",
+		5: "SOCKET",
+		6: "CHAR_DEVICE",
+		7: "BLOCK_DEVICE",
 	}
 	FileType_value = map[string]int32{
 		"FILE_TYPE_UNSPECIFIED": 0,
 		"REGULAR":               1,
 		"DIRECTORY":             2,
 		"SYMLINK":               3,
+		"FIFO":                  4,
+		"SOCKET":                5,
+		"CHAR_DEVICE":           6,
+		"BLOCK_DEVICE":          7,
 	}
 )
 
@@ -340,6 +352,8 @@ type Attr struct {
 	MountId       uint64                 `protobuf:"varint,12,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
 	Ufs           *Fingerprint           `protobuf:"bytes,13,opt,name=ufs,proto3" json:"ufs,omitempty"`
 	Pending       bool                   `protobuf:"varint,14,opt,name=pending,proto3" json:"pending,omitempty"`
+	// The device of a character or block device (as stat(2)'s st_rdev).
+	Rdev          uint32 `protobuf:"varint,15,opt,name=rdev,proto3" json:"rdev,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +484,13 @@ func (x *Attr) GetPending() bool {
 		return x.Pending
 	}
 	return false
+}
+
+func (x *Attr) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
 }
 
 type DirEntry struct {
@@ -1291,6 +1312,109 @@ func (x *SymlinkRequest) GetTarget() []byte {
 	return nil
 }
 
+// MknodRequest creates a special file: type is FIFO, SOCKET, CHAR_DEVICE or
+// BLOCK_DEVICE, rdev the device of a device node. Special files live in the
+// namespace only; under a mount of an object store they are EPERM.
+type MknodRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	Parent        uint64                 `protobuf:"varint,3,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Type          FileType               `protobuf:"varint,6,opt,name=type,proto3,enum=skyfs.v1.FileType" json:"type,omitempty"`
+	Mode          uint32                 `protobuf:"varint,7,opt,name=mode,proto3" json:"mode,omitempty"`
+	Rdev          uint32                 `protobuf:"varint,8,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MknodRequest) Reset() {
+	*x = MknodRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MknodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MknodRequest) ProtoMessage() {}
+
+func (x *MknodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MknodRequest.ProtoReflect.Descriptor instead.
+func (*MknodRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MknodRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *MknodRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *MknodRequest) GetParent() uint64 {
+	if x != nil {
+		return x.Parent
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *MknodRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *MknodRequest) GetType() FileType {
+	if x != nil {
+		return x.Type
+	}
+	return FileType_FILE_TYPE_UNSPECIFIED
+}
+
+func (x *MknodRequest) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
 type LinkRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Request *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
@@ -1306,7 +1430,7 @@ type LinkRequest struct {
 
 func (x *LinkRequest) Reset() {
 	*x = LinkRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[17]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1442,7 @@ func (x *LinkRequest) String() string {
 func (*LinkRequest) ProtoMessage() {}
 
 func (x *LinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[17]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1455,7 @@ func (x *LinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkRequest.ProtoReflect.Descriptor instead.
 func (*LinkRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{17}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LinkRequest) GetRequest() *RequestID {
@@ -1392,9 +1516,9 @@ type EntryResponse struct {
 	// would answer, so that the caller opening it for writing needs no second
 	// call.
 	Location *LocateResponse `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
-	// Create, Mkdir, Symlink and Link: the directory's attributes just after
-	// the name was added (absent on a replay), so that a caller need not ask
-	// for them again.
+	// Create, Mkdir, Symlink, Mknod and Link: the directory's attributes just
+	// after the name was added (absent on a replay), so that a caller need not
+	// ask for them again.
 	DirAttr       *Attr `protobuf:"bytes,7,opt,name=dir_attr,json=dirAttr,proto3" json:"dir_attr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1402,7 +1526,7 @@ type EntryResponse struct {
 
 func (x *EntryResponse) Reset() {
 	*x = EntryResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[18]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1538,7 @@ func (x *EntryResponse) String() string {
 func (*EntryResponse) ProtoMessage() {}
 
 func (x *EntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[18]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1551,7 @@ func (x *EntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryResponse.ProtoReflect.Descriptor instead.
 func (*EntryResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{18}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EntryResponse) GetErrno() int32 {
@@ -1495,7 +1619,7 @@ type CompleteFileRequest struct {
 
 func (x *CompleteFileRequest) Reset() {
 	*x = CompleteFileRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[19]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1631,7 @@ func (x *CompleteFileRequest) String() string {
 func (*CompleteFileRequest) ProtoMessage() {}
 
 func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[19]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1644,7 @@ func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteFileRequest.ProtoReflect.Descriptor instead.
 func (*CompleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{19}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CompleteFileRequest) GetRequest() *RequestID {
@@ -1570,7 +1694,7 @@ type UnlinkRequest struct {
 
 func (x *UnlinkRequest) Reset() {
 	*x = UnlinkRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[20]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1706,7 @@ func (x *UnlinkRequest) String() string {
 func (*UnlinkRequest) ProtoMessage() {}
 
 func (x *UnlinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[20]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1719,7 @@ func (x *UnlinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkRequest.ProtoReflect.Descriptor instead.
 func (*UnlinkRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{20}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnlinkRequest) GetRequest() *RequestID {
@@ -1638,7 +1762,7 @@ type RmdirRequest struct {
 
 func (x *RmdirRequest) Reset() {
 	*x = RmdirRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[21]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1774,7 @@ func (x *RmdirRequest) String() string {
 func (*RmdirRequest) ProtoMessage() {}
 
 func (x *RmdirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[21]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1787,7 @@ func (x *RmdirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RmdirRequest.ProtoReflect.Descriptor instead.
 func (*RmdirRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{21}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RmdirRequest) GetRequest() *RequestID {
@@ -1713,7 +1837,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[22]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1849,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[22]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1862,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{22}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveResponse) GetErrno() int32 {
@@ -1800,7 +1924,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[23]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1936,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[23]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1949,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{23}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RenameRequest) GetRequest() *RequestID {
@@ -1899,7 +2023,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[24]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2035,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[24]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2048,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{24}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RenameResponse) GetErrno() int32 {
@@ -1986,7 +2110,7 @@ type SetAttrRequest struct {
 
 func (x *SetAttrRequest) Reset() {
 	*x = SetAttrRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[25]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2122,7 @@ func (x *SetAttrRequest) String() string {
 func (*SetAttrRequest) ProtoMessage() {}
 
 func (x *SetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[25]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2135,7 @@ func (x *SetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttrRequest.ProtoReflect.Descriptor instead.
 func (*SetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{25}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetAttrRequest) GetRequest() *RequestID {
@@ -2115,7 +2239,7 @@ type ReadlinkRequest struct {
 
 func (x *ReadlinkRequest) Reset() {
 	*x = ReadlinkRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[26]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2251,7 @@ func (x *ReadlinkRequest) String() string {
 func (*ReadlinkRequest) ProtoMessage() {}
 
 func (x *ReadlinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[26]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2264,7 @@ func (x *ReadlinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadlinkRequest.ProtoReflect.Descriptor instead.
 func (*ReadlinkRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{26}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReadlinkRequest) GetIno() uint64 {
@@ -2168,7 +2292,7 @@ type ReadlinkResponse struct {
 
 func (x *ReadlinkResponse) Reset() {
 	*x = ReadlinkResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[27]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2304,7 @@ func (x *ReadlinkResponse) String() string {
 func (*ReadlinkResponse) ProtoMessage() {}
 
 func (x *ReadlinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[27]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2317,7 @@ func (x *ReadlinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadlinkResponse.ProtoReflect.Descriptor instead.
 func (*ReadlinkResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{27}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReadlinkResponse) GetErrno() int32 {
@@ -2228,7 +2352,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[28]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2364,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[28]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2377,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{28}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -2288,7 +2412,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[29]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2424,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[29]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2437,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{29}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetXattrResponse) GetErrno() int32 {
@@ -2352,7 +2476,7 @@ type SetXattrRequest struct {
 
 func (x *SetXattrRequest) Reset() {
 	*x = SetXattrRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[30]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2488,7 @@ func (x *SetXattrRequest) String() string {
 func (*SetXattrRequest) ProtoMessage() {}
 
 func (x *SetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[30]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2501,7 @@ func (x *SetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattrRequest.ProtoReflect.Descriptor instead.
 func (*SetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{30}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetXattrRequest) GetRequest() *RequestID {
@@ -2434,7 +2558,7 @@ type RemoveXattrRequest struct {
 
 func (x *RemoveXattrRequest) Reset() {
 	*x = RemoveXattrRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[31]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2570,7 @@ func (x *RemoveXattrRequest) String() string {
 func (*RemoveXattrRequest) ProtoMessage() {}
 
 func (x *RemoveXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[31]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2583,7 @@ func (x *RemoveXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattrRequest.ProtoReflect.Descriptor instead.
 func (*RemoveXattrRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{31}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveXattrRequest) GetRequest() *RequestID {
@@ -2502,7 +2626,7 @@ type XattrResponse struct {
 
 func (x *XattrResponse) Reset() {
 	*x = XattrResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[32]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2638,7 @@ func (x *XattrResponse) String() string {
 func (*XattrResponse) ProtoMessage() {}
 
 func (x *XattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[32]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2651,7 @@ func (x *XattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XattrResponse.ProtoReflect.Descriptor instead.
 func (*XattrResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{32}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *XattrResponse) GetErrno() int32 {
@@ -2561,7 +2685,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[33]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2697,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[33]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2710,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{33}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -2614,7 +2738,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[34]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2750,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[34]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2763,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{34}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListXattrResponse) GetErrno() int32 {
@@ -2671,7 +2795,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[35]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2807,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[35]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2820,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{35}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{36}
 }
 
 type StatFSResponse struct {
@@ -2714,7 +2838,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[36]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2850,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[36]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2863,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{36}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatFSResponse) GetErrno() int32 {
@@ -2794,7 +2918,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +2930,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[37]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +2943,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{37}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LocateRequest) GetIno() uint64 {
@@ -2844,7 +2968,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2980,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[38]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2993,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{38}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LocateResponse) GetErrno() int32 {
@@ -2921,7 +3045,7 @@ type StatDirRequest struct {
 
 func (x *StatDirRequest) Reset() {
 	*x = StatDirRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3057,7 @@ func (x *StatDirRequest) String() string {
 func (*StatDirRequest) ProtoMessage() {}
 
 func (x *StatDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[39]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3070,7 @@ func (x *StatDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatDirRequest.ProtoReflect.Descriptor instead.
 func (*StatDirRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{39}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatDirRequest) GetDir() uint64 {
@@ -2975,7 +3099,7 @@ type StatDirEntry struct {
 
 func (x *StatDirEntry) Reset() {
 	*x = StatDirEntry{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3111,7 @@ func (x *StatDirEntry) String() string {
 func (*StatDirEntry) ProtoMessage() {}
 
 func (x *StatDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[40]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3124,7 @@ func (x *StatDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatDirEntry.ProtoReflect.Descriptor instead.
 func (*StatDirEntry) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{40}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StatDirEntry) GetErrno() int32 {
@@ -3035,7 +3159,7 @@ type StatDirResponse struct {
 
 func (x *StatDirResponse) Reset() {
 	*x = StatDirResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3171,7 @@ func (x *StatDirResponse) String() string {
 func (*StatDirResponse) ProtoMessage() {}
 
 func (x *StatDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[41]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3184,7 @@ func (x *StatDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatDirResponse.ProtoReflect.Descriptor instead.
 func (*StatDirResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{41}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StatDirResponse) GetErrno() int32 {
@@ -3129,7 +3253,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3265,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[42]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3278,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{42}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Mount) GetId() uint64 {
@@ -3228,7 +3352,7 @@ type AddMountRequest struct {
 
 func (x *AddMountRequest) Reset() {
 	*x = AddMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3364,7 @@ func (x *AddMountRequest) String() string {
 func (*AddMountRequest) ProtoMessage() {}
 
 func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[43]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3377,7 @@ func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountRequest.ProtoReflect.Descriptor instead.
 func (*AddMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{43}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddMountRequest) GetRequest() *RequestID {
@@ -3317,7 +3441,7 @@ type AddMountResponse struct {
 
 func (x *AddMountResponse) Reset() {
 	*x = AddMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3453,7 @@ func (x *AddMountResponse) String() string {
 func (*AddMountResponse) ProtoMessage() {}
 
 func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[44]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3466,7 @@ func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMountResponse.ProtoReflect.Descriptor instead.
 func (*AddMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{44}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddMountResponse) GetErrno() int32 {
@@ -3385,7 +3509,7 @@ type RemoveMountRequest struct {
 
 func (x *RemoveMountRequest) Reset() {
 	*x = RemoveMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3521,7 @@ func (x *RemoveMountRequest) String() string {
 func (*RemoveMountRequest) ProtoMessage() {}
 
 func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[45]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3534,7 @@ func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{45}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveMountRequest) GetRequest() *RequestID {
@@ -3445,7 +3569,7 @@ type RemoveMountResponse struct {
 
 func (x *RemoveMountResponse) Reset() {
 	*x = RemoveMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3457,7 +3581,7 @@ func (x *RemoveMountResponse) String() string {
 func (*RemoveMountResponse) ProtoMessage() {}
 
 func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[46]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3470,7 +3594,7 @@ func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMountResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{46}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RemoveMountResponse) GetErrno() int32 {
@@ -3503,7 +3627,7 @@ type GetMountRequest struct {
 
 func (x *GetMountRequest) Reset() {
 	*x = GetMountRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3639,7 @@ func (x *GetMountRequest) String() string {
 func (*GetMountRequest) ProtoMessage() {}
 
 func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[47]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3652,7 @@ func (x *GetMountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountRequest.ProtoReflect.Descriptor instead.
 func (*GetMountRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{47}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetMountRequest) GetId() uint64 {
@@ -3549,7 +3673,7 @@ type GetMountResponse struct {
 
 func (x *GetMountResponse) Reset() {
 	*x = GetMountResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3685,7 @@ func (x *GetMountResponse) String() string {
 func (*GetMountResponse) ProtoMessage() {}
 
 func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[48]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3698,7 @@ func (x *GetMountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMountResponse.ProtoReflect.Descriptor instead.
 func (*GetMountResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{48}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetMountResponse) GetErrno() int32 {
@@ -3606,7 +3730,7 @@ type ListMountsRequest struct {
 
 func (x *ListMountsRequest) Reset() {
 	*x = ListMountsRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3742,7 @@ func (x *ListMountsRequest) String() string {
 func (*ListMountsRequest) ProtoMessage() {}
 
 func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[49]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3755,7 @@ func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsRequest.ProtoReflect.Descriptor instead.
 func (*ListMountsRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{49}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
 }
 
 type ListMountsResponse struct {
@@ -3645,7 +3769,7 @@ type ListMountsResponse struct {
 
 func (x *ListMountsResponse) Reset() {
 	*x = ListMountsResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +3781,7 @@ func (x *ListMountsResponse) String() string {
 func (*ListMountsResponse) ProtoMessage() {}
 
 func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[50]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +3794,7 @@ func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsResponse.ProtoReflect.Descriptor instead.
 func (*ListMountsResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{50}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListMountsResponse) GetErrno() int32 {
@@ -3706,7 +3830,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3718,7 +3842,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[51]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3731,7 +3855,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{51}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -3770,7 +3894,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +3906,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[52]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +3919,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{52}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SyncProgress) GetErrno() int32 {
@@ -3872,7 +3996,7 @@ type MountAccessRequest struct {
 
 func (x *MountAccessRequest) Reset() {
 	*x = MountAccessRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +4008,7 @@ func (x *MountAccessRequest) String() string {
 func (*MountAccessRequest) ProtoMessage() {}
 
 func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[53]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +4021,7 @@ func (x *MountAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessRequest.ProtoReflect.Descriptor instead.
 func (*MountAccessRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{53}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MountAccessRequest) GetId() uint64 {
@@ -3920,7 +4044,7 @@ type MountAccessResponse struct {
 
 func (x *MountAccessResponse) Reset() {
 	*x = MountAccessResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +4056,7 @@ func (x *MountAccessResponse) String() string {
 func (*MountAccessResponse) ProtoMessage() {}
 
 func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[54]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +4069,7 @@ func (x *MountAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MountAccessResponse.ProtoReflect.Descriptor instead.
 func (*MountAccessResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{54}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *MountAccessResponse) GetErrno() int32 {
@@ -3992,7 +4116,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4128,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[55]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4141,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{55}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Member) GetId() string {
@@ -4109,7 +4233,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4121,7 +4245,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[56]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4134,7 +4258,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{56}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StatusRequest) GetLocal() bool {
@@ -4155,7 +4279,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4291,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[57]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4304,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{57}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *StatusResponse) GetLeaderId() string {
@@ -4215,7 +4339,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4351,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[58]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4364,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{58}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -4272,7 +4396,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4284,7 +4408,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[59]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4297,7 +4421,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{59}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
 }
 
 type RemoveMemberRequest struct {
@@ -4309,7 +4433,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4321,7 +4445,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[60]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4334,7 +4458,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{60}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -4352,7 +4476,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4488,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[61]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4501,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{61}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{62}
 }
 
 // TransferLeaderRequest hands leadership to the member id (to any up-to-date
@@ -4391,7 +4515,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4403,7 +4527,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[62]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4416,7 +4540,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{62}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TransferLeaderRequest) GetId() string {
@@ -4435,7 +4559,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +4571,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[63]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +4584,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{63}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TransferLeaderResponse) GetLeaderId() string {
@@ -4478,7 +4602,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4614,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[64]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4627,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{64}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{65}
 }
 
 type CheckpointResponse struct {
@@ -4516,7 +4640,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4528,7 +4652,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skyfspb_skyfs_proto_msgTypes[65]
+	mi := &file_skyfspb_skyfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4541,7 +4665,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{65}
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CheckpointResponse) GetIndex() uint64 {
@@ -4569,7 +4693,7 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x19\n" +
-	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"\xf8\x02\n" +
+	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"\x8c\x03\n" +
 	"\x04Attr\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12&\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x12.skyfs.v1.FileTypeR\x04type\x12\x12\n" +
@@ -4585,7 +4709,8 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x0esymlink_target\x18\v \x01(\fR\rsymlinkTarget\x12\x19\n" +
 	"\bmount_id\x18\f \x01(\x04R\amountId\x12'\n" +
 	"\x03ufs\x18\r \x01(\v2\x15.skyfs.v1.FingerprintR\x03ufs\x12\x18\n" +
-	"\apending\x18\x0e \x01(\bR\apending\"|\n" +
+	"\apending\x18\x0e \x01(\bR\apending\x12\x12\n" +
+	"\x04rdev\x18\x0f \x01(\rR\x04rdev\"|\n" +
 	"\bDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12&\n" +
@@ -4645,7 +4770,16 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x06parent\x18\x03 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\fR\x04name\x12\x12\n" +
 	"\x04path\x18\x05 \x01(\tR\x04path\x12\x16\n" +
-	"\x06target\x18\x06 \x01(\fR\x06target\"\xb7\x01\n" +
+	"\x06target\x18\x06 \x01(\fR\x06target\"\xf7\x01\n" +
+	"\fMknodRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12(\n" +
+	"\x06caller\x18\x02 \x01(\v2\x10.skyfs.v1.CallerR\x06caller\x12\x16\n" +
+	"\x06parent\x18\x03 \x01(\x04R\x06parent\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\fR\x04name\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\x12&\n" +
+	"\x04type\x18\x06 \x01(\x0e2\x12.skyfs.v1.FileTypeR\x04type\x12\x12\n" +
+	"\x04mode\x18\a \x01(\rR\x04mode\x12\x12\n" +
+	"\x04rdev\x18\b \x01(\rR\x04rdev\"\xb7\x01\n" +
 	"\vLinkRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -4888,13 +5022,17 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\x13\n" +
 	"\x11CheckpointRequest\"*\n" +
 	"\x12CheckpointResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index*N\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index*\x87\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
 	"\tDIRECTORY\x10\x02\x12\v\n" +
-	"\aSYMLINK\x10\x032\xc7\n" +
+	"\aSYMLINK\x10\x03\x12\b\n" +
+	"\x04FIFO\x10\x04\x12\n" +
 	"\n" +
+	"\x06SOCKET\x10\x05\x12\x0f\n" +
+	"\vCHAR_DEVICE\x10\x06\x12\x10\n" +
+	"\fBLOCK_DEVICE\x10\a2\x81\v\n" +
 	"\tNamespace\x12;\n" +
 	"\x06Lookup\x12\x17.skyfs.v1.LookupRequest\x1a\x18.skyfs.v1.LookupResponse\x12>\n" +
 	"\aGetAttr\x12\x18.skyfs.v1.GetAttrRequest\x1a\x19.skyfs.v1.GetAttrResponse\x12J\n" +
@@ -4903,7 +5041,8 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x05Mkdir\x12\x16.skyfs.v1.MkdirRequest\x1a\x17.skyfs.v1.EntryResponse\x12:\n" +
 	"\x06Create\x12\x17.skyfs.v1.CreateRequest\x1a\x17.skyfs.v1.EntryResponse\x12F\n" +
 	"\fCompleteFile\x12\x1d.skyfs.v1.CompleteFileRequest\x1a\x17.skyfs.v1.EntryResponse\x12<\n" +
-	"\aSymlink\x12\x18.skyfs.v1.SymlinkRequest\x1a\x17.skyfs.v1.EntryResponse\x126\n" +
+	"\aSymlink\x12\x18.skyfs.v1.SymlinkRequest\x1a\x17.skyfs.v1.EntryResponse\x128\n" +
+	"\x05Mknod\x12\x16.skyfs.v1.MknodRequest\x1a\x17.skyfs.v1.EntryResponse\x126\n" +
 	"\x04Link\x12\x15.skyfs.v1.LinkRequest\x1a\x17.skyfs.v1.EntryResponse\x12;\n" +
 	"\x06Unlink\x12\x17.skyfs.v1.UnlinkRequest\x1a\x18.skyfs.v1.RemoveResponse\x129\n" +
 	"\x05Rmdir\x12\x16.skyfs.v1.RmdirRequest\x1a\x18.skyfs.v1.RemoveResponse\x12;\n" +
@@ -4946,7 +5085,7 @@ func file_skyfspb_skyfs_proto_rawDescGZIP() []byte {
 }
 
 var file_skyfspb_skyfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_skyfspb_skyfs_proto_goTypes = []any{
 	(FileType)(0),                  // 0: skyfs.v1.FileType
 	(*RequestID)(nil),              // 1: skyfs.v1.RequestID
@@ -4966,57 +5105,58 @@ var file_skyfspb_skyfs_proto_goTypes = []any{
 	(*MkdirRequest)(nil),           // 15: skyfs.v1.MkdirRequest
 	(*CreateRequest)(nil),          // 16: skyfs.v1.CreateRequest
 	(*SymlinkRequest)(nil),         // 17: skyfs.v1.SymlinkRequest
-	(*LinkRequest)(nil),            // 18: skyfs.v1.LinkRequest
-	(*EntryResponse)(nil),          // 19: skyfs.v1.EntryResponse
-	(*CompleteFileRequest)(nil),    // 20: skyfs.v1.CompleteFileRequest
-	(*UnlinkRequest)(nil),          // 21: skyfs.v1.UnlinkRequest
-	(*RmdirRequest)(nil),           // 22: skyfs.v1.RmdirRequest
-	(*RemoveResponse)(nil),         // 23: skyfs.v1.RemoveResponse
-	(*RenameRequest)(nil),          // 24: skyfs.v1.RenameRequest
-	(*RenameResponse)(nil),         // 25: skyfs.v1.RenameResponse
-	(*SetAttrRequest)(nil),         // 26: skyfs.v1.SetAttrRequest
-	(*ReadlinkRequest)(nil),        // 27: skyfs.v1.ReadlinkRequest
-	(*ReadlinkResponse)(nil),       // 28: skyfs.v1.ReadlinkResponse
-	(*GetXattrRequest)(nil),        // 29: skyfs.v1.GetXattrRequest
-	(*GetXattrResponse)(nil),       // 30: skyfs.v1.GetXattrResponse
-	(*SetXattrRequest)(nil),        // 31: skyfs.v1.SetXattrRequest
-	(*RemoveXattrRequest)(nil),     // 32: skyfs.v1.RemoveXattrRequest
-	(*XattrResponse)(nil),          // 33: skyfs.v1.XattrResponse
-	(*ListXattrRequest)(nil),       // 34: skyfs.v1.ListXattrRequest
-	(*ListXattrResponse)(nil),      // 35: skyfs.v1.ListXattrResponse
-	(*StatFSRequest)(nil),          // 36: skyfs.v1.StatFSRequest
-	(*StatFSResponse)(nil),         // 37: skyfs.v1.StatFSResponse
-	(*LocateRequest)(nil),          // 38: skyfs.v1.LocateRequest
-	(*LocateResponse)(nil),         // 39: skyfs.v1.LocateResponse
-	(*StatDirRequest)(nil),         // 40: skyfs.v1.StatDirRequest
-	(*StatDirEntry)(nil),           // 41: skyfs.v1.StatDirEntry
-	(*StatDirResponse)(nil),        // 42: skyfs.v1.StatDirResponse
-	(*Mount)(nil),                  // 43: skyfs.v1.Mount
-	(*AddMountRequest)(nil),        // 44: skyfs.v1.AddMountRequest
-	(*AddMountResponse)(nil),       // 45: skyfs.v1.AddMountResponse
-	(*RemoveMountRequest)(nil),     // 46: skyfs.v1.RemoveMountRequest
-	(*RemoveMountResponse)(nil),    // 47: skyfs.v1.RemoveMountResponse
-	(*GetMountRequest)(nil),        // 48: skyfs.v1.GetMountRequest
-	(*GetMountResponse)(nil),       // 49: skyfs.v1.GetMountResponse
-	(*ListMountsRequest)(nil),      // 50: skyfs.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),     // 51: skyfs.v1.ListMountsResponse
-	(*SyncRequest)(nil),            // 52: skyfs.v1.SyncRequest
-	(*SyncProgress)(nil),           // 53: skyfs.v1.SyncProgress
-	(*MountAccessRequest)(nil),     // 54: skyfs.v1.MountAccessRequest
-	(*MountAccessResponse)(nil),    // 55: skyfs.v1.MountAccessResponse
-	(*Member)(nil),                 // 56: skyfs.v1.Member
-	(*StatusRequest)(nil),          // 57: skyfs.v1.StatusRequest
-	(*StatusResponse)(nil),         // 58: skyfs.v1.StatusResponse
-	(*AddMemberRequest)(nil),       // 59: skyfs.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 60: skyfs.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 61: skyfs.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 62: skyfs.v1.RemoveMemberResponse
-	(*TransferLeaderRequest)(nil),  // 63: skyfs.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 64: skyfs.v1.TransferLeaderResponse
-	(*CheckpointRequest)(nil),      // 65: skyfs.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),     // 66: skyfs.v1.CheckpointResponse
-	nil,                            // 67: skyfs.v1.Mount.OptionsEntry
-	nil,                            // 68: skyfs.v1.AddMountRequest.OptionsEntry
+	(*MknodRequest)(nil),           // 18: skyfs.v1.MknodRequest
+	(*LinkRequest)(nil),            // 19: skyfs.v1.LinkRequest
+	(*EntryResponse)(nil),          // 20: skyfs.v1.EntryResponse
+	(*CompleteFileRequest)(nil),    // 21: skyfs.v1.CompleteFileRequest
+	(*UnlinkRequest)(nil),          // 22: skyfs.v1.UnlinkRequest
+	(*RmdirRequest)(nil),           // 23: skyfs.v1.RmdirRequest
+	(*RemoveResponse)(nil),         // 24: skyfs.v1.RemoveResponse
+	(*RenameRequest)(nil),          // 25: skyfs.v1.RenameRequest
+	(*RenameResponse)(nil),         // 26: skyfs.v1.RenameResponse
+	(*SetAttrRequest)(nil),         // 27: skyfs.v1.SetAttrRequest
+	(*ReadlinkRequest)(nil),        // 28: skyfs.v1.ReadlinkRequest
+	(*ReadlinkResponse)(nil),       // 29: skyfs.v1.ReadlinkResponse
+	(*GetXattrRequest)(nil),        // 30: skyfs.v1.GetXattrRequest
+	(*GetXattrResponse)(nil),       // 31: skyfs.v1.GetXattrResponse
+	(*SetXattrRequest)(nil),        // 32: skyfs.v1.SetXattrRequest
+	(*RemoveXattrRequest)(nil),     // 33: skyfs.v1.RemoveXattrRequest
+	(*XattrResponse)(nil),          // 34: skyfs.v1.XattrResponse
+	(*ListXattrRequest)(nil),       // 35: skyfs.v1.ListXattrRequest
+	(*ListXattrResponse)(nil),      // 36: skyfs.v1.ListXattrResponse
+	(*StatFSRequest)(nil),          // 37: skyfs.v1.StatFSRequest
+	(*StatFSResponse)(nil),         // 38: skyfs.v1.StatFSResponse
+	(*LocateRequest)(nil),          // 39: skyfs.v1.LocateRequest
+	(*LocateResponse)(nil),         // 40: skyfs.v1.LocateResponse
+	(*StatDirRequest)(nil),         // 41: skyfs.v1.StatDirRequest
+	(*StatDirEntry)(nil),           // 42: skyfs.v1.StatDirEntry
+	(*StatDirResponse)(nil),        // 43: skyfs.v1.StatDirResponse
+	(*Mount)(nil),                  // 44: skyfs.v1.Mount
+	(*AddMountRequest)(nil),        // 45: skyfs.v1.AddMountRequest
+	(*AddMountResponse)(nil),       // 46: skyfs.v1.AddMountResponse
+	(*RemoveMountRequest)(nil),     // 47: skyfs.v1.RemoveMountRequest
+	(*RemoveMountResponse)(nil),    // 48: skyfs.v1.RemoveMountResponse
+	(*GetMountRequest)(nil),        // 49: skyfs.v1.GetMountRequest
+	(*GetMountResponse)(nil),       // 50: skyfs.v1.GetMountResponse
+	(*ListMountsRequest)(nil),      // 51: skyfs.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),     // 52: skyfs.v1.ListMountsResponse
+	(*SyncRequest)(nil),            // 53: skyfs.v1.SyncRequest
+	(*SyncProgress)(nil),           // 54: skyfs.v1.SyncProgress
+	(*MountAccessRequest)(nil),     // 55: skyfs.v1.MountAccessRequest
+	(*MountAccessResponse)(nil),    // 56: skyfs.v1.MountAccessResponse
+	(*Member)(nil),                 // 57: skyfs.v1.Member
+	(*StatusRequest)(nil),          // 58: skyfs.v1.StatusRequest
+	(*StatusResponse)(nil),         // 59: skyfs.v1.StatusResponse
+	(*AddMemberRequest)(nil),       // 60: skyfs.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 61: skyfs.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 62: skyfs.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 63: skyfs.v1.RemoveMemberResponse
+	(*TransferLeaderRequest)(nil),  // 64: skyfs.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 65: skyfs.v1.TransferLeaderResponse
+	(*CheckpointRequest)(nil),      // 66: skyfs.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),     // 67: skyfs.v1.CheckpointResponse
+	nil,                            // 68: skyfs.v1.Mount.OptionsEntry
+	nil,                            // 69: skyfs.v1.AddMountRequest.OptionsEntry
 }
 var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	0,  // 0: skyfs.v1.Attr.type:type_name -> skyfs.v1.FileType
@@ -5033,102 +5173,107 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	2,  // 11: skyfs.v1.CreateRequest.caller:type_name -> skyfs.v1.Caller
 	1,  // 12: skyfs.v1.SymlinkRequest.request:type_name -> skyfs.v1.RequestID
 	2,  // 13: skyfs.v1.SymlinkRequest.caller:type_name -> skyfs.v1.Caller
-	1,  // 14: skyfs.v1.LinkRequest.request:type_name -> skyfs.v1.RequestID
-	5,  // 15: skyfs.v1.EntryResponse.attr:type_name -> skyfs.v1.Attr
-	39, // 16: skyfs.v1.EntryResponse.location:type_name -> skyfs.v1.LocateResponse
-	5,  // 17: skyfs.v1.EntryResponse.dir_attr:type_name -> skyfs.v1.Attr
-	1,  // 18: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 19: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 20: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 21: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
-	5,  // 22: skyfs.v1.RemoveResponse.dir_attr:type_name -> skyfs.v1.Attr
-	1,  // 23: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 24: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
-	4,  // 25: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 26: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 27: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	5,  // 28: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
-	5,  // 29: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
-	41, // 30: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
-	67, // 31: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
-	1,  // 32: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
-	2,  // 33: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	68, // 34: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	43, // 35: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
-	1,  // 36: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	43, // 37: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	43, // 38: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	43, // 39: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	56, // 40: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 41: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 42: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 43: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 44: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 45: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 46: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	20, // 47: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 48: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 49: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	21, // 50: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	22, // 51: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	24, // 52: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	26, // 53: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	27, // 54: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	29, // 55: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	31, // 56: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	34, // 57: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	32, // 58: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	36, // 59: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	38, // 60: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	40, // 61: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
-	44, // 62: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	46, // 63: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	48, // 64: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	50, // 65: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	54, // 66: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	52, // 67: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	57, // 68: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	59, // 69: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	61, // 70: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	63, // 71: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	65, // 72: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 73: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 74: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 75: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 76: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	19, // 77: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	19, // 78: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	19, // 79: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	19, // 80: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	19, // 81: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	23, // 82: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	23, // 83: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	25, // 84: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	19, // 85: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	28, // 86: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	30, // 87: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	33, // 88: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	35, // 89: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	33, // 90: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	37, // 91: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	39, // 92: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	42, // 93: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
-	45, // 94: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	47, // 95: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	49, // 96: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	51, // 97: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	55, // 98: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	53, // 99: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	58, // 100: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	60, // 101: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	62, // 102: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	64, // 103: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	66, // 104: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	73, // [73:105] is the sub-list for method output_type
-	41, // [41:73] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	1,  // 14: skyfs.v1.MknodRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 15: skyfs.v1.MknodRequest.caller:type_name -> skyfs.v1.Caller
+	0,  // 16: skyfs.v1.MknodRequest.type:type_name -> skyfs.v1.FileType
+	1,  // 17: skyfs.v1.LinkRequest.request:type_name -> skyfs.v1.RequestID
+	5,  // 18: skyfs.v1.EntryResponse.attr:type_name -> skyfs.v1.Attr
+	40, // 19: skyfs.v1.EntryResponse.location:type_name -> skyfs.v1.LocateResponse
+	5,  // 20: skyfs.v1.EntryResponse.dir_attr:type_name -> skyfs.v1.Attr
+	1,  // 21: skyfs.v1.CompleteFileRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 22: skyfs.v1.CompleteFileRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 23: skyfs.v1.UnlinkRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 24: skyfs.v1.RmdirRequest.request:type_name -> skyfs.v1.RequestID
+	5,  // 25: skyfs.v1.RemoveResponse.dir_attr:type_name -> skyfs.v1.Attr
+	1,  // 26: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 27: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
+	4,  // 28: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
+	1,  // 29: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 30: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
+	5,  // 31: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
+	5,  // 32: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
+	42, // 33: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
+	68, // 34: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	1,  // 35: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 36: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
+	69, // 37: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	44, // 38: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	1,  // 39: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
+	44, // 40: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	44, // 41: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	44, // 42: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	57, // 43: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 44: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 45: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 46: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 47: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 48: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 49: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	21, // 50: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 51: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 52: skyfs.v1.Namespace.Mknod:input_type -> skyfs.v1.MknodRequest
+	19, // 53: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	22, // 54: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	23, // 55: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	25, // 56: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	27, // 57: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	28, // 58: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	30, // 59: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	32, // 60: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	35, // 61: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	33, // 62: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	37, // 63: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	39, // 64: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 65: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
+	45, // 66: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	47, // 67: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	49, // 68: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	51, // 69: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	55, // 70: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	53, // 71: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	58, // 72: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	60, // 73: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	62, // 74: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	64, // 75: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	66, // 76: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 77: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 78: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 79: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 80: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	20, // 81: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	20, // 82: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	20, // 83: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	20, // 84: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	20, // 85: skyfs.v1.Namespace.Mknod:output_type -> skyfs.v1.EntryResponse
+	20, // 86: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	24, // 87: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	24, // 88: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	26, // 89: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	20, // 90: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	29, // 91: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	31, // 92: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	34, // 93: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	36, // 94: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	34, // 95: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	38, // 96: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	40, // 97: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	43, // 98: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
+	46, // 99: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	48, // 100: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	50, // 101: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	52, // 102: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	56, // 103: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	54, // 104: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	59, // 105: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	61, // 106: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	63, // 107: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	65, // 108: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	67, // 109: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	77, // [77:110] is the sub-list for method output_type
+	44, // [44:77] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }
@@ -5142,7 +5287,7 @@ func file_skyfspb_skyfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyfspb_skyfs_proto_rawDesc), len(file_skyfspb_skyfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   68,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -46,6 +46,7 @@ const (
 	Namespace_Create_FullMethodName       = "/skyfs.v1.Namespace/Create"
 	Namespace_CompleteFile_FullMethodName = "/skyfs.v1.Namespace/CompleteFile"
 	Namespace_Symlink_FullMethodName      = "/skyfs.v1.Namespace/Symlink"
+	Namespace_Mknod_FullMethodName        = "/skyfs.v1.Namespace/Mknod"
 	Namespace_Link_FullMethodName         = "/skyfs.v1.Namespace/Link"
 	Namespace_Unlink_FullMethodName       = "/skyfs.v1.Namespace/Unlink"
 	Namespace_Rmdir_FullMethodName        = "/skyfs.v1.Namespace/Rmdir"
@@ -75,6 +76,7 @@ type NamespaceClient interface {
 	Create(ctx context.Context, in *CreateRequest, opts ...grpc.CallOption) (*EntryResponse, error)
 	CompleteFile(ctx context.Context, in *CompleteFileRequest, opts ...grpc.CallOption) (*EntryResponse, error)
 	Symlink(ctx context.Context, in *SymlinkRequest, opts ...grpc.CallOption) (*EntryResponse, error)
+	Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.CallOption) (*EntryResponse, error)
 	Link(ctx context.Context, in *LinkRequest, opts ...grpc.CallOption) (*EntryResponse, error)
 	Unlink(ctx context.Context, in *UnlinkRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
 	Rmdir(ctx context.Context, in *RmdirRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
@@ -172,6 +174,16 @@ func (c *namespaceClient) Symlink(ctx context.Context, in *SymlinkRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EntryResponse)
 	err := c.cc.Invoke(ctx, Namespace_Symlink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.CallOption) (*EntryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EntryResponse)
+	err := c.cc.Invoke(ctx, Namespace_Mknod_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +334,7 @@ type NamespaceServer interface {
 	Create(context.Context, *CreateRequest) (*EntryResponse, error)
 	CompleteFile(context.Context, *CompleteFileRequest) (*EntryResponse, error)
 	Symlink(context.Context, *SymlinkRequest) (*EntryResponse, error)
+	Mknod(context.Context, *MknodRequest) (*EntryResponse, error)
 	Link(context.Context, *LinkRequest) (*EntryResponse, error)
 	Unlink(context.Context, *UnlinkRequest) (*RemoveResponse, error)
 	Rmdir(context.Context, *RmdirRequest) (*RemoveResponse, error)
@@ -368,6 +381,9 @@ func (UnimplementedNamespaceServer) CompleteFile(context.Context, *CompleteFileR
 }
 func (UnimplementedNamespaceServer) Symlink(context.Context, *SymlinkRequest) (*EntryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Symlink not implemented")
+}
+func (UnimplementedNamespaceServer) Mknod(context.Context, *MknodRequest) (*EntryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Mknod not implemented")
 }
 func (UnimplementedNamespaceServer) Link(context.Context, *LinkRequest) (*EntryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Link not implemented")
@@ -569,6 +585,24 @@ func _Namespace_Symlink_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NamespaceServer).Symlink(ctx, req.(*SymlinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_Mknod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MknodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).Mknod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_Mknod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).Mknod(ctx, req.(*MknodRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -845,6 +879,10 @@ var Namespace_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Symlink",
 			Handler:    _Namespace_Symlink_Handler,
+		},
+		{
+			MethodName: "Mknod",
+			Handler:    _Namespace_Mknod_Handler,
 		},
 		{
 			MethodName: "Link",
