@@ -14,6 +14,12 @@ import (
 // The model is a tiny, obviously correct namespace: a map of inodes, each
 // directory a map of names. The randomized test applies the same operations to
 // the model and to the engine and compares outcomes and trees after every step.
+//
+// It keeps the times POSIX gives: a new inode has every time set to the
+// entry's; adding or removing a name sets the directory's mtime and ctime;
+// link, unlink (of a name whose inode lives on), rename (of the inode moved,
+// of an inode exchanged, of a replaced inode that lives on) and chmod set the
+// inode's ctime. A failed operation changes no time.
 
 type mnode struct {
 	ino      meta.Ino
@@ -22,16 +28,25 @@ type mnode struct {
 	nlink    uint32
 	children map[string]meta.Ino // directories
 	parent   meta.Ino            // directories
+	mtime    int64
+	ctime    int64
 }
 
 type model struct {
 	nodes map[meta.Ino]*mnode
+	// now is the time of the entry being applied.
+	now int64
 }
 
-func newModel() *model {
-	root := &mnode{ino: meta.RootIno, typ: meta.TypeDirectory, mode: 0o755, children: map[string]meta.Ino{}}
+// newModel is an empty namespace whose root is made by the first entry, at
+// time start.
+func newModel(start int64) *model {
+	root := &mnode{ino: meta.RootIno, typ: meta.TypeDirectory, mode: 0o755, children: map[string]meta.Ino{}, mtime: start, ctime: start}
 	return &model{nodes: map[meta.Ino]*mnode{meta.RootIno: root}}
 }
+
+// touch records a change of directory d's names.
+func (m *model) touch(d *mnode) { d.mtime, d.ctime = m.now, m.now }
 
 func (m *model) isDir(ino meta.Ino) bool {
 	n := m.nodes[ino]
@@ -82,7 +97,7 @@ func (m *model) create(parent meta.Ino, name string, typ meta.FileType, mode uin
 	if _, ok := p.children[name]; ok {
 		return syscall.EEXIST
 	}
-	n := &mnode{ino: ino, typ: typ, mode: mode, nlink: 1}
+	n := &mnode{ino: ino, typ: typ, mode: mode, nlink: 1, mtime: m.now, ctime: m.now}
 	if typ == meta.TypeDirectory {
 		n.children, n.parent = map[string]meta.Ino{}, parent
 	}
@@ -91,6 +106,7 @@ func (m *model) create(parent meta.Ino, name string, typ meta.FileType, mode uin
 	}
 	m.nodes[ino] = n
 	p.children[name] = ino
+	m.touch(p)
 	return 0
 }
 
@@ -111,6 +127,8 @@ func (m *model) link(ino, parent meta.Ino, name string) syscall.Errno {
 	}
 	p.children[name] = ino
 	n.nlink++
+	n.ctime = m.now
+	m.touch(p)
 	return 0
 }
 
@@ -121,6 +139,7 @@ func (m *model) drop(p *mnode, name string) {
 	if n.nlink--; n.nlink == 0 {
 		delete(m.nodes, n.ino)
 	}
+	n.ctime = m.now
 }
 
 func (m *model) unlink(parent meta.Ino, name string) syscall.Errno {
@@ -136,6 +155,7 @@ func (m *model) unlink(parent meta.Ino, name string) syscall.Errno {
 		return syscall.EISDIR
 	}
 	m.drop(p, name)
+	m.touch(p)
 	return 0
 }
 
@@ -156,6 +176,7 @@ func (m *model) rmdir(parent meta.Ino, name string) syscall.Errno {
 	}
 	delete(p.children, name)
 	delete(m.nodes, c)
+	m.touch(p)
 	return 0
 }
 
@@ -199,6 +220,9 @@ func (m *model) rename(op meta.Ino, on string, np meta.Ino, nn string, flags uin
 		if m.isDir(dst) {
 			m.nodes[dst].parent = op
 		}
+		m.nodes[src].ctime, m.nodes[dst].ctime = m.now, m.now
+		m.touch(o)
+		m.touch(n)
 		return 0
 	}
 	if dstOK {
@@ -222,6 +246,9 @@ func (m *model) rename(op meta.Ino, on string, np meta.Ino, nn string, flags uin
 	if m.isDir(src) {
 		m.nodes[src].parent = np
 	}
+	m.nodes[src].ctime = m.now
+	m.touch(o)
+	m.touch(n)
 	return 0
 }
 
@@ -231,6 +258,7 @@ func (m *model) chmod(ino meta.Ino, mode uint32) syscall.Errno {
 		return syscall.ENOENT
 	}
 	n.mode = mode & 0o7777
+	n.ctime = m.now
 	return 0
 }
 
@@ -278,6 +306,13 @@ func (m *model) randomStep(r *rand.Rand) step {
 			return m.create(parent, nm, meta.TypeRegular, mode, res.Ino)
 		}}
 	case 3:
+		if r.IntN(2) == 0 {
+			typ := []metapb.FileType{metapb.FileType_FIFO, metapb.FileType_SOCKET, metapb.FileType_CHAR_DEVICE, metapb.FileType_BLOCK_DEVICE}[r.IntN(4)]
+			mode := r.Uint32N(0o10000)
+			return step{&metapb.Mknod{Parent: parent, Name: []byte(nm), Type: typ, Mode: mode, Rdev: 0x103}, func(res meta.Result) syscall.Errno {
+				return m.create(parent, nm, meta.FileType(typ), mode, res.Ino)
+			}}
+		}
 		return step{sym(parent, nm, "t"), func(res meta.Result) syscall.Errno {
 			return m.create(parent, nm, meta.TypeSymlink, 0o777, res.Ino)
 		}}
@@ -326,6 +361,10 @@ func (m *model) compare(t testing.TB, s meta.Store) {
 			if a.Type != mn.typ || a.Mode != mn.mode || a.Nlink != wantNlink {
 				return fmt.Errorf("%s: engine %v %o nlink %d, model %v %o nlink %d",
 					path, a.Type, a.Mode, a.Nlink, mn.typ, mn.mode, wantNlink)
+			}
+			if a.Mtime != mn.mtime || a.Ctime != mn.ctime {
+				return fmt.Errorf("%s (%v): engine mtime %d ctime %d, model %d %d",
+					path, a.Type, a.Mtime, a.Ctime, mn.mtime, mn.ctime)
 			}
 			if mn.typ != meta.TypeDirectory {
 				return nil
@@ -377,14 +416,15 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 	for seq := range sequences {
 		r := rand.New(rand.NewPCG(uint64(seq), 0x5eed))
 		s := open(t)
-		m := newModel()
 		clock := int64(1e9)
+		m := newModel(clock + 1)
 		for i := 0; i < length; {
 			batch := 1 + r.IntN(4)
 			var steps []step
 			var results []meta.Result
+			var times []int64
 			err := s.Update(func(tx meta.Txn) error {
-				steps, results = steps[:0], results[:0]
+				steps, results, times = steps[:0], results[:0], times[:0]
 				for range batch {
 					st := m.randomStep(r)
 					clock++
@@ -392,7 +432,7 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 					if err != nil {
 						return err
 					}
-					steps, results = append(steps, st), append(results, res)
+					steps, results, times = append(steps, st), append(results, res), append(times, clock)
 				}
 				return nil
 			})
@@ -400,6 +440,7 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 				t.Fatalf("sequence %d step %d: %v", seq, i, err)
 			}
 			for j, st := range steps {
+				m.now = times[j]
 				want := st.apply(results[j])
 				if results[j].Errno != want {
 					t.Fatalf("sequence %d step %d: %T %v: engine %v, model %v", seq, i+j, st.op, st.op, results[j].Errno, want)
