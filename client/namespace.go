@@ -135,6 +135,14 @@ func (c *Client) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.Entry
 	})
 }
 
+// Mknod creates a special file. The client sets req.Request.
+func (c *Client) Mknod(ctx context.Context, req *pb.MknodRequest) (*pb.EntryResponse, error) {
+	req.Request = c.newRequest()
+	return c.entryCall(ctx, "mknod", func(ctx context.Context, ns pb.NamespaceClient) (*pb.EntryResponse, error) {
+		return ns.Mknod(ctx, req)
+	})
+}
+
 // Link adds a hard link. The client sets req.Request.
 func (c *Client) Link(ctx context.Context, req *pb.LinkRequest) (*pb.EntryResponse, error) {
 	req.Request = c.newRequest()

@@ -169,6 +169,61 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	return n.childNode(ctx, name, made.Attr, out), 0
 }
 
+// fileTypes maps the S_IFMT bits of mknod(2) to the special files the
+// namespace holds.
+var fileTypes = map[uint32]meta.FileType{
+	syscall.S_IFIFO:  meta.TypeFIFO,
+	syscall.S_IFSOCK: meta.TypeSocket,
+	syscall.S_IFCHR:  meta.TypeCharDevice,
+	syscall.S_IFBLK:  meta.TypeBlockDevice,
+}
+
+// Mknod implements gofs.NodeMknoder: FIFOs, sockets and device nodes live in
+// the namespace only. The kernel opens them itself (a FIFO's pipe and a
+// device's driver are local to each host); a regular file made by mknod(2)
+// is an empty file, as from open(2) with O_CREAT. A mount of an object store
+// answers EPERM.
+func (n *Node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.m.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	ifmt := mode & syscall.S_IFMT
+	if ifmt == syscall.S_IFREG || ifmt == 0 {
+		return n.mknodRegular(ctx, name, mode, out)
+	}
+	typ, ok := fileTypes[ifmt]
+	if !ok {
+		return nil, syscall.EINVAL
+	}
+	c, _ := n.owner(ctx)
+	made, err := n.m.ns.Mknod(ctx, n.ino(), name, typ, mode&0o7777, dev, c)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	n.noteDir(made.Dir)
+	return n.childNode(ctx, name, made.Attr, out), 0
+}
+
+// mknodRegular makes an empty regular file for mknod(2): created, and closed
+// at once, so that its (empty) UFS object is written as on any close.
+func (n *Node) mknodRegular(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, fh, _, errno := n.Create(ctx, name, syscall.O_WRONLY|syscall.O_EXCL, mode&0o7777, out)
+	if errno != 0 {
+		return nil, errno
+	}
+	cn, ok := ch.Operations().(*Node)
+	if !ok {
+		return nil, syscall.EIO
+	}
+	errno = cn.Flush(ctx, fh)
+	cn.Release(ctx, fh)
+	if errno != 0 {
+		return nil, errno
+	}
+	cn.fill(&out.Attr)
+	return ch, 0
+}
+
 // Readlink implements gofs.NodeReadlinker. A symlink's target never
 // changes, so the one seen at lookup is answered.
 func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

@@ -42,6 +42,10 @@ type Namespace interface {
 	Create(ctx context.Context, parent meta.Ino, name string, mode uint32, c Caller) (Made, error)
 	// Symlink creates a symbolic link owned by c.
 	Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (Made, error)
+	// Mknod creates a special file owned by c: typ is a FIFO, a socket or a
+	// device, rdev the device of a device. A mount whose UFS cannot have
+	// them answers EPERM.
+	Mknod(ctx context.Context, parent meta.Ino, name string, typ meta.FileType, mode, rdev uint32, c Caller) (Made, error)
 	// Link makes newName in newParent another name of ino.
 	Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error)
 	// Unlink removes the non-directory name from parent and returns the

@@ -265,6 +265,11 @@ func (c changeCounter) Symlink(ctx context.Context, parent meta.Ino, name, targe
 	return c.Namespace.Symlink(ctx, parent, name, target, cl)
 }
 
+func (c changeCounter) Mknod(ctx context.Context, parent meta.Ino, name string, typ meta.FileType, mode, rdev uint32, cl Caller) (Made, error) {
+	defer c.around()()
+	return c.Namespace.Mknod(ctx, parent, name, typ, mode, rdev, cl)
+}
+
 func (c changeCounter) Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error) {
 	defer c.aroundAll()()
 	return c.Namespace.Link(ctx, ino, newParent, newName)

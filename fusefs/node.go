@@ -14,8 +14,8 @@ import (
 	"github.com/skyfs/skyfs/meta"
 )
 
-// Node is one inode of the namespace (a directory, a regular file or a
-// symbolic link) as the kernel knows it. go-fuse drops it when the kernel
+// Node is one inode of the namespace (a directory, a regular file, a
+// symbolic link or a special file) as the kernel knows it. go-fuse drops it when the kernel
 // forgets the inode.
 type Node struct {
 	gofs.Inode
@@ -70,6 +70,7 @@ var (
 	_ = (gofs.NodeSymlinker)((*Node)(nil))
 	_ = (gofs.NodeReadlinker)((*Node)(nil))
 	_ = (gofs.NodeLinker)((*Node)(nil))
+	_ = (gofs.NodeMknoder)((*Node)(nil))
 	_ = (gofs.NodeOpener)((*Node)(nil))
 	_ = (gofs.NodeReader)((*Node)(nil))
 	_ = (gofs.NodeWriter)((*Node)(nil))
@@ -97,6 +98,14 @@ func typeMode(t meta.FileType) uint32 {
 		return syscall.S_IFDIR
 	case meta.TypeSymlink:
 		return syscall.S_IFLNK
+	case meta.TypeFIFO:
+		return syscall.S_IFIFO
+	case meta.TypeSocket:
+		return syscall.S_IFSOCK
+	case meta.TypeCharDevice:
+		return syscall.S_IFCHR
+	case meta.TypeBlockDevice:
+		return syscall.S_IFBLK
 	}
 	return syscall.S_IFREG
 }
@@ -184,6 +193,7 @@ func (m *mount) fillAttr(a *meta.Attr, out *fuse.Attr) {
 	out.Blksize = uint32(m.opts.MaxWrite)
 	out.Mode = typeMode(a.Type) | a.Mode&0o7777
 	out.Nlink = a.Nlink
+	out.Rdev = a.Rdev
 	out.Owner = fuse.Owner{Uid: a.UID, Gid: a.GID}
 	out.Atime, out.Atimensec = splitNs(a.Atime)
 	out.Mtime, out.Mtimensec = splitNs(a.Mtime)

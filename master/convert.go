@@ -25,6 +25,7 @@ func attrPB(a *meta.Attr) *pb.Attr {
 		MountId:       a.MountID,
 		Ufs:           fingerprintPB(a.UFS),
 		Pending:       a.Pending,
+		Rdev:          a.Rdev,
 	}
 }
 

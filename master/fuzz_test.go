@@ -101,6 +101,8 @@ func FuzzRequests(f *testing.F) {
 		{23, "0.0.0.0:99999", "m=2,", 0, 0, 0, 0, 0},
 		{24, "", "m9", 0, 0, 0, 0, 0},
 		{25, "m\x00", "", 0, 0, 0, 0, 0},
+		{26, "/d/p", "p", 2, 0, 4, 0o640, 0x103},
+		{26, "/d/f", "f", 2, 0, 1, 0o644, 0},
 	} {
 		f.Add(s.op, s.path, []byte(s.name), s.ino, s.size, s.limit, s.mode, s.signed)
 	}
@@ -113,7 +115,7 @@ func FuzzRequests(f *testing.F) {
 		before := digest(t, j)
 		var errno int32
 		var err error
-		const nOps = 26
+		const nOps = 27
 		switch op % nOps {
 		case 0:
 			var r *pb.LookupResponse
@@ -224,8 +226,13 @@ func FuzzRequests(f *testing.F) {
 			_, err = cl.RemoveMember(ctx, &pb.RemoveMemberRequest{Id: string(name)})
 		case 25:
 			_, err = cl.TransferLeader(ctx, &pb.TransferLeaderRequest{Id: path})
+		case 26:
+			var r *pb.EntryResponse
+			r, err = ns.Mknod(ctx, &pb.MknodRequest{Request: req, Caller: &pb.Caller{Uid: mode, Gid: limit}, Parent: ino, Name: name, Path: path,
+				Type: pb.FileType(limit), Mode: mode, Rdev: uint32(signed)})
+			errno = r.GetErrno()
 		}
-		if err != nil && op%nOps >= 23 {
+		if err != nil && op%nOps >= 23 && op%nOps <= 25 {
 			adm.mu.Lock()
 			calls := len(adm.calls)
 			adm.mu.Unlock()

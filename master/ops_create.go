@@ -114,6 +114,32 @@ func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.Ent
 	}))
 }
 
+// Mknod creates a special file: a FIFO, a socket, or a character or block
+// device. It lives in the namespace only, as a symlink does; under a mount
+// whose UFS cannot have special files (an object store) it is EPERM.
+func (n *nsServer) Mknod(ctx context.Context, req *pb.MknodRequest) (*pb.EntryResponse, error) {
+	uid, gid := callerOf(req.Caller)
+	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
+	if err := n.s.preloadParent(ctx, ref); err != nil {
+		return n.s.entryResponse(meta.Result{}, err)
+	}
+	return n.s.entryResponse(n.s.mutateUFS(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
+		if !meta.FileType(req.Type).Special() {
+			return nil, fail(syscall.EINVAL, "mknod of type %v: not a special file", req.Type)
+		}
+		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
+		if err != nil {
+			return nil, err
+		}
+		op := &metapb.Mknod{
+			Parent: parent, Name: name, Type: metapb.FileType(req.Type),
+			Mode: req.Mode & 0o7777, Uid: uid, Gid: gid, Rdev: req.Rdev,
+		}
+		e.Op = &metapb.Entry_Mknod{Mknod: op}
+		return n.s.mknodSide(tx, op)
+	}))
+}
+
 // Link adds a hard link to an existing inode. Under a mount whose UFS has no
 // hard links (an object store) it is EPERM.
 func (n *nsServer) Link(ctx context.Context, req *pb.LinkRequest) (*pb.EntryResponse, error) {

@@ -146,7 +146,7 @@ func (s *Server) renameSide(tx meta.Txn, op *metapb.Rename) (sideEffect, error) 
 		return nil, nil
 	}
 	m := ms
-	if src.Type == meta.TypeSymlink || src.Pending {
+	if src.Type == meta.TypeSymlink || src.Type.Special() || src.Pending {
 		// Nothing of src is in the UFS; a persisted file it replaces goes.
 		if !exists || dst.Type != meta.TypeRegular || dst.Pending {
 			return nil, nil
@@ -168,6 +168,31 @@ func (s *Server) renameSide(tx meta.Txn, op *metapb.Rename) (sideEffect, error) 
 			return err
 		}
 		return ufsFail(m, fsys.Rename(ctx, from, to))
+	}, nil
+}
+
+// mknodSide refuses a special file under a mount whose UFS cannot have
+// them. Nothing of a special file goes to the UFS.
+func (s *Server) mknodSide(tx meta.Txn, op *metapb.Mknod) (sideEffect, error) {
+	m, _, err := under(tx, op.Parent)
+	if m == nil || err != nil {
+		return nil, err
+	}
+	if err := writable(m); err != nil {
+		return nil, err
+	}
+	if _, exists := childOf(tx, op.Parent, op.Name); exists {
+		return nil, nil
+	}
+	return func(ctx context.Context) error {
+		fsys, err := s.ufs.get(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !fsys.Capabilities().SpecialFiles {
+			return fail(syscall.EPERM, "%s cannot hold special files (FIFOs, sockets, devices)", ufs.RedactURI(m.URI))
+		}
+		return nil
 	}, nil
 }
 

@@ -272,6 +272,7 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:       true,
 		HardLinks:          false,
+		SpecialFiles:       true,
 		RealDirectories:    true,
 		ServerSideCopy:     false,
 		MaxNameBytes:       ufs.MaxNameBytes,

@@ -94,6 +94,7 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:    true,
 		HardLinks:       true,
+		SpecialFiles:    true,
 		RealDirectories: true,
 		ServerSideCopy:  false,
 		MaxObjectSize:   0,

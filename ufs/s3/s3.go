@@ -290,6 +290,7 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:    false,
 		HardLinks:       false,
+		SpecialFiles:    false,
 		RealDirectories: false,
 		ServerSideCopy:  true,
 		MaxObjectSize:   MaxObjectSize,

@@ -97,6 +97,7 @@ func attrMeta(a *pb.Attr) *meta.Attr {
 		MountID: a.MountId,
 		UFS:     fingerprintMeta(a.Ufs),
 		Pending: a.Pending,
+		Rdev:    a.Rdev,
 	}
 }
 
@@ -194,6 +195,14 @@ func (n *namespace) Create(ctx context.Context, parent meta.Ino, name string, mo
 // Symlink implements fusefs.Namespace.
 func (n *namespace) Symlink(ctx context.Context, parent meta.Ino, name, target string, c fusefs.Caller) (fusefs.Made, error) {
 	resp, err := n.c.Symlink(ctx, &pb.SymlinkRequest{Caller: callerPB(c), Parent: parent, Name: []byte(name), Target: []byte(target)})
+	return n.made(ctx, resp, err)
+}
+
+// Mknod implements fusefs.Namespace.
+func (n *namespace) Mknod(ctx context.Context, parent meta.Ino, name string, typ meta.FileType, mode, rdev uint32, c fusefs.Caller) (fusefs.Made, error) {
+	resp, err := n.c.Mknod(ctx, &pb.MknodRequest{
+		Caller: callerPB(c), Parent: parent, Name: []byte(name), Type: pb.FileType(typ), Mode: mode, Rdev: rdev,
+	})
 	return n.made(ctx, resp, err)
 }
 

@@ -42,6 +42,14 @@ func typeName(t pb.FileType) string {
 		return "dir"
 	case pb.FileType_SYMLINK:
 		return "symlink"
+	case pb.FileType_FIFO:
+		return "fifo"
+	case pb.FileType_SOCKET:
+		return "socket"
+	case pb.FileType_CHAR_DEVICE:
+		return "char"
+	case pb.FileType_BLOCK_DEVICE:
+		return "block"
 	}
 	return "unknown"
 }
@@ -75,9 +83,14 @@ func modeString(a *pb.Attr) string {
 	case pb.FileType_SYMLINK:
 		m |= fs.ModeSymlink
 	}
+	// ls's letter for the type; fs.FileMode's own differ for some.
+	letters := map[pb.FileType]string{
+		pb.FileType_SYMLINK: "l", pb.FileType_FIFO: "p", pb.FileType_SOCKET: "s",
+		pb.FileType_CHAR_DEVICE: "c", pb.FileType_BLOCK_DEVICE: "b",
+	}
 	s := m.String()
-	if a.Type == pb.FileType_SYMLINK {
-		s = "l" + s[1:]
+	if l, ok := letters[a.Type]; ok {
+		s = l + s[len(s)-9:]
 	}
 	return s
 }
