@@ -111,8 +111,11 @@ type DirStat struct {
 }
 
 // Caller is the local user a request comes from; it owns what it creates.
+// Groups are its supplementary groups, where the master's rules need them
+// (SetAttr).
 type Caller struct {
 	UID, GID uint32
+	Groups   []uint32
 }
 
 // Location is the UFS object behind an inode.
@@ -141,6 +144,9 @@ type SetAttrRequest struct {
 	// UFS is the fingerprint of the UFS object after a truncate, when
 	// SetAttrSize is set.
 	UFS *meta.Fingerprint
+	// Caller is who asks, for the master's ownership rules; nil for the
+	// mount's own changes (a truncate's upload), applied as the superuser's.
+	Caller *Caller
 }
 
 // StatFS holds figures about the namespace, for statfs(2).

@@ -73,6 +73,8 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		}
 	}
 	if req.Valid != 0 {
+		c := requestCaller(ctx)
+		req.Caller = &c
 		a, err := n.m.ns.SetAttr(ctx, n.ino(), req)
 		if err != nil {
 			return toErrno(err)

@@ -37,6 +37,7 @@ func (n *nsServer) SetAttr(ctx context.Context, req *pb.SetAttrRequest) (*pb.Ent
 		op := &metapb.SetAttr{
 			Ino: ino, Valid: req.Valid, Mode: req.Mode & 0o7777, Uid: req.Uid, Gid: req.Gid,
 			Size: req.Size, AtimeNs: req.AtimeNs, MtimeNs: req.MtimeNs, Ufs: fingerprintMeta(req.Ufs),
+			Caller: callerMeta(req.Caller), AtimeNow: req.AtimeNow, MtimeNow: req.MtimeNow,
 		}
 		e.Op = &metapb.Entry_SetAttr{SetAttr: op}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/skyfs/skyfs/meta"
+	"github.com/skyfs/skyfs/proto/metapb"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
 )
 
@@ -136,4 +137,13 @@ func callerOf(c *pb.Caller) (uid, gid uint32) {
 		return 0, 0
 	}
 	return c.Uid, c.Gid
+}
+
+// callerMeta is c as a journal entry records it, for the ownership rules
+// meta applies; no caller stays nil (meta applies it as the superuser's).
+func callerMeta(c *pb.Caller) *metapb.Caller {
+	if c == nil {
+		return nil
+	}
+	return &metapb.Caller{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
 }

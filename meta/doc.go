@@ -16,6 +16,11 @@
 // caller must stop rather than skip such an entry, because skipping it would let
 // this master's state diverge from the others'.
 //
+// Who may change what is decided here too, from the caller an entry carries
+// (metapb.Caller: uid, gid, supplementary groups): the owner, set-id and
+// time rules of a local Linux file system, so that every client and every
+// kind of UFS behaves the same (perm.go).
+//
 // Reads ([GetAttr], [Lookup], [ReadDir], [Resolve], [ResolveMount], ...) run in any
 // transaction, read-only or not.
 //

@@ -19,6 +19,9 @@ func (a *applier) setAttr(op *metapb.SetAttr) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSetAttr(op.Caller, n, op); err != nil {
+		return err
+	}
 	if op.Valid&SetAttrSize != 0 {
 		switch {
 		case n.Type == metapb.FileType_DIRECTORY:
@@ -37,13 +40,29 @@ func (a *applier) setAttr(op *metapb.SetAttr) error {
 		}
 	}
 	if op.Valid&SetAttrMode != 0 {
-		n.Mode = op.Mode & 0o7777
+		mode := op.Mode & 0o7777
+		gid := n.Gid
+		if op.Valid&SetAttrGID != 0 {
+			gid = op.Gid
+		}
+		if c := op.Caller; !superuser(c) && !inGroup(c, gid) && !onlyClearsSetID(n, mode) {
+			mode &^= ModeSetGID
+		}
+		n.Mode = mode
 	}
 	if op.Valid&SetAttrUID != 0 {
 		n.Uid = op.Uid
 	}
 	if op.Valid&SetAttrGID != 0 {
 		n.Gid = op.Gid
+	}
+	// A new owner or group clears the set-id bits, unless the entry gives the
+	// mode itself (the kernel sends the mode it cleared with the change).
+	if op.Valid&(SetAttrUID|SetAttrGID) != 0 && op.Valid&SetAttrMode == 0 && n.Type != metapb.FileType_DIRECTORY {
+		n.Mode &^= ModeSetUID
+		if n.Mode&ModeGroupExec != 0 {
+			n.Mode &^= ModeSetGID
+		}
 	}
 	if op.Valid&SetAttrAtime != 0 {
 		n.AtimeNs = op.AtimeNs
@@ -54,6 +73,36 @@ func (a *applier) setAttr(op *metapb.SetAttr) error {
 	n.CtimeNs = a.now
 	a.res.Ino, a.res.Attr = n.Ino, attrFromPB(n)
 	return a.put(n)
+}
+
+// checkSetAttr applies the ownership rules (perm.go) to a SetAttr by c of
+// n: EPERM for a change only the owner or the superuser may make, EACCES for
+// times set to now by a caller who may not write.
+func checkSetAttr(c *metapb.Caller, n *metapb.Inode, op *metapb.SetAttr) error {
+	if superuser(c) {
+		return nil
+	}
+	owner := c.Uid == n.Uid
+	if op.Valid&SetAttrUID != 0 && (!owner || op.Uid != n.Uid) {
+		return posix(syscall.EPERM)
+	}
+	if op.Valid&SetAttrGID != 0 && (!owner || op.Gid != n.Gid && !inGroup(c, op.Gid)) {
+		return posix(syscall.EPERM)
+	}
+	if op.Valid&SetAttrMode != 0 && !owner && !onlyClearsSetID(n, op.Mode&0o7777) {
+		return posix(syscall.EPERM)
+	}
+	times := op.Valid & (SetAttrAtime | SetAttrMtime)
+	if times == 0 || owner {
+		return nil
+	}
+	if times == SetAttrAtime|SetAttrMtime && op.AtimeNow && op.MtimeNow {
+		if !mayWrite(c, n) {
+			return posix(syscall.EACCES)
+		}
+		return nil
+	}
+	return posix(syscall.EPERM)
 }
 
 // completeFile records a finished upload: the file's size and UFS fingerprint.

@@ -18,6 +18,7 @@ import (
 func Run(t *testing.T, open func(t testing.TB) meta.Store) {
 	t.Run("Errnos", func(t *testing.T) { testErrnos(t, open) })
 	t.Run("Semantics", func(t *testing.T) { testSemantics(t, open) })
+	t.Run("Ownership", func(t *testing.T) { testOwnership(t, open) })
 	t.Run("ReadDirPages", func(t *testing.T) { testReadDirPages(t, open) })
 	t.Run("Mounts", func(t *testing.T) { testMounts(t, open) })
 	t.Run("LoadDir", func(t *testing.T) { testLoadDir(t, open) })

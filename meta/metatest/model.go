@@ -25,6 +25,7 @@ type mnode struct {
 	ino      meta.Ino
 	typ      meta.FileType
 	mode     uint32
+	uid, gid uint32
 	nlink    uint32
 	children map[string]meta.Ino // directories
 	parent   meta.Ino            // directories
@@ -89,7 +90,7 @@ func (m *model) descends(ino, anc meta.Ino) bool {
 	return false
 }
 
-func (m *model) create(parent meta.Ino, name string, typ meta.FileType, mode uint32, ino meta.Ino) syscall.Errno {
+func (m *model) create(parent meta.Ino, name string, typ meta.FileType, mode, uid, gid uint32, ino meta.Ino) syscall.Errno {
 	p, en := m.parentDir(parent)
 	if en != 0 {
 		return en
@@ -97,7 +98,7 @@ func (m *model) create(parent meta.Ino, name string, typ meta.FileType, mode uin
 	if _, ok := p.children[name]; ok {
 		return syscall.EEXIST
 	}
-	n := &mnode{ino: ino, typ: typ, mode: mode, nlink: 1, mtime: m.now, ctime: m.now}
+	n := &mnode{ino: ino, typ: typ, mode: mode, uid: uid, gid: gid, nlink: 1, mtime: m.now, ctime: m.now}
 	if typ == meta.TypeDirectory {
 		n.children, n.parent = map[string]meta.Ino{}, parent
 	}
@@ -252,12 +253,46 @@ func (m *model) rename(op meta.Ino, on string, np meta.Ino, nn string, flags uin
 	return 0
 }
 
-func (m *model) chmod(ino meta.Ino, mode uint32) syscall.Errno {
+// setattr is chmod and chown by c (nil: the superuser), as Linux decides
+// them: see meta/perm.go.
+func (m *model) setattr(ino meta.Ino, c *metapb.Caller, valid, mode, uid, gid uint32) syscall.Errno {
 	n := m.nodes[ino]
 	if n == nil {
 		return syscall.ENOENT
 	}
-	n.mode = mode & 0o7777
+	mode &= 0o7777
+	root := c == nil || c.Uid == 0
+	member := func(g uint32) bool { return root || c.Gid == g || slices.Contains(c.Groups, g) }
+	owns := root || c.Uid == n.uid
+	if valid&meta.SetAttrUID != 0 && !root && (!owns || uid != n.uid) {
+		return syscall.EPERM
+	}
+	if valid&meta.SetAttrGID != 0 && !root && (!owns || gid != n.gid && !member(gid)) {
+		return syscall.EPERM
+	}
+	clearsOnly := mode|0o6000 == n.mode|0o6000 && mode&^n.mode == 0
+	if valid&meta.SetAttrMode != 0 && !owns && !clearsOnly {
+		return syscall.EPERM
+	}
+	newGID := n.gid
+	if valid&meta.SetAttrGID != 0 {
+		newGID = gid
+	}
+	if valid&meta.SetAttrMode != 0 {
+		if !member(newGID) && !clearsOnly {
+			mode &^= 0o2000
+		}
+		n.mode = mode
+	} else if valid&(meta.SetAttrUID|meta.SetAttrGID) != 0 && n.typ != meta.TypeDirectory {
+		n.mode &^= 0o4000
+		if n.mode&0o010 != 0 {
+			n.mode &^= 0o2000
+		}
+	}
+	if valid&meta.SetAttrUID != 0 {
+		n.uid = uid
+	}
+	n.gid = newGID
 	n.ctime = m.now
 	return 0
 }
@@ -294,27 +329,30 @@ func (m *model) randomStep(r *rand.Rand) step {
 	}
 	name := func() string { return modelNames[r.IntN(len(modelNames))] }
 	parent, nm := pick(), name()
-	switch r.IntN(10) {
+	// Owners and callers come from a few users, so that they often match.
+	id := func() uint32 { return r.Uint32N(3) }
+	switch r.IntN(11) {
 	case 0, 1:
-		mode := r.Uint32N(0o10000)
-		return step{&metapb.Mkdir{Parent: parent, Name: []byte(nm), Mode: mode}, func(res meta.Result) syscall.Errno {
-			return m.create(parent, nm, meta.TypeDirectory, mode, res.Ino)
+		mode, uid, gid := r.Uint32N(0o10000), id(), id()
+		return step{&metapb.Mkdir{Parent: parent, Name: []byte(nm), Mode: mode, Uid: uid, Gid: gid}, func(res meta.Result) syscall.Errno {
+			return m.create(parent, nm, meta.TypeDirectory, mode, uid, gid, res.Ino)
 		}}
 	case 2:
-		mode := r.Uint32N(0o10000)
-		return step{&metapb.CreateFile{Parent: parent, Name: []byte(nm), Mode: mode}, func(res meta.Result) syscall.Errno {
-			return m.create(parent, nm, meta.TypeRegular, mode, res.Ino)
+		mode, uid, gid := r.Uint32N(0o10000), id(), id()
+		return step{&metapb.CreateFile{Parent: parent, Name: []byte(nm), Mode: mode, Uid: uid, Gid: gid}, func(res meta.Result) syscall.Errno {
+			return m.create(parent, nm, meta.TypeRegular, mode, uid, gid, res.Ino)
 		}}
 	case 3:
 		if r.IntN(2) == 0 {
 			typ := []metapb.FileType{metapb.FileType_FIFO, metapb.FileType_SOCKET, metapb.FileType_CHAR_DEVICE, metapb.FileType_BLOCK_DEVICE}[r.IntN(4)]
-			mode := r.Uint32N(0o10000)
-			return step{&metapb.Mknod{Parent: parent, Name: []byte(nm), Type: typ, Mode: mode, Rdev: 0x103}, func(res meta.Result) syscall.Errno {
-				return m.create(parent, nm, meta.FileType(typ), mode, res.Ino)
+			mode, uid, gid := r.Uint32N(0o10000), id(), id()
+			return step{&metapb.Mknod{Parent: parent, Name: []byte(nm), Type: typ, Mode: mode, Rdev: 0x103, Uid: uid, Gid: gid}, func(res meta.Result) syscall.Errno {
+				return m.create(parent, nm, meta.FileType(typ), mode, uid, gid, res.Ino)
 			}}
 		}
-		return step{sym(parent, nm, "t"), func(res meta.Result) syscall.Errno {
-			return m.create(parent, nm, meta.TypeSymlink, 0o777, res.Ino)
+		uid, gid := id(), id()
+		return step{&metapb.Symlink{Parent: parent, Name: []byte(nm), Target: []byte("t"), Uid: uid, Gid: gid}, func(res meta.Result) syscall.Errno {
+			return m.create(parent, nm, meta.TypeSymlink, 0o777, uid, gid, res.Ino)
 		}}
 	case 4:
 		ino := pick()
@@ -329,10 +367,23 @@ func (m *model) randomStep(r *rand.Rand) step {
 		return step{&metapb.Rmdir{Parent: parent, Name: []byte(nm)}, func(meta.Result) syscall.Errno {
 			return m.rmdir(parent, nm)
 		}}
-	case 7:
-		ino, mode := pick(), r.Uint32N(0o10000)
-		return step{&metapb.SetAttr{Ino: ino, Valid: meta.SetAttrMode, Mode: mode}, func(meta.Result) syscall.Errno {
-			return m.chmod(ino, mode)
+	case 7, 10:
+		// chmod or chown, by the superuser or a user who may or may not own
+		// the inode and be in its group; a chmod often only clears set-id
+		// bits (the kernel's kill on write).
+		ino := pick()
+		op := &metapb.SetAttr{Ino: ino, Valid: 1 + r.Uint32N(meta.SetAttrGID<<1-1), Mode: r.Uint32N(0o10000), Uid: id(), Gid: id()}
+		if n := m.nodes[ino]; n != nil && r.IntN(4) == 0 {
+			op.Mode = n.mode &^ (r.Uint32N(4) << 10)
+		}
+		if u := r.Uint32N(4); u > 0 {
+			op.Caller = &metapb.Caller{Uid: u - 1, Gid: id()}
+			if r.IntN(2) == 0 {
+				op.Caller.Groups = []uint32{id()}
+			}
+		}
+		return step{op, func(meta.Result) syscall.Errno {
+			return m.setattr(ino, op.Caller, op.Valid, op.Mode, op.Uid, op.Gid)
 		}}
 	}
 	np, nn := pick(), name()
@@ -358,9 +409,9 @@ func (m *model) compare(t testing.TB, s meta.Store) {
 			if mn.typ == meta.TypeDirectory {
 				wantNlink = 2 + m.subdirs(mn)
 			}
-			if a.Type != mn.typ || a.Mode != mn.mode || a.Nlink != wantNlink {
-				return fmt.Errorf("%s: engine %v %o nlink %d, model %v %o nlink %d",
-					path, a.Type, a.Mode, a.Nlink, mn.typ, mn.mode, wantNlink)
+			if a.Type != mn.typ || a.Mode != mn.mode || a.Nlink != wantNlink || a.UID != mn.uid || a.GID != mn.gid {
+				return fmt.Errorf("%s: engine %v %o %d:%d nlink %d, model %v %o %d:%d nlink %d",
+					path, a.Type, a.Mode, a.UID, a.GID, a.Nlink, mn.typ, mn.mode, mn.uid, mn.gid, wantNlink)
 			}
 			if a.Mtime != mn.mtime || a.Ctime != mn.ctime {
 				return fmt.Errorf("%s (%v): engine mtime %d ctime %d, model %d %d",

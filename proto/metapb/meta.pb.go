@@ -1474,6 +1474,69 @@ func (x *Rename) GetFlags() uint32 {
 	return 0
 }
 
+// Caller is the local user behind an operation whose outcome depends on who
+// asks (ownership and set-id rules): effective uid, gid and supplementary
+// groups. An operation without one is applied as the superuser's.
+type Caller struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uid           uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid           uint32                 `protobuf:"varint,2,opt,name=gid,proto3" json:"gid,omitempty"`
+	Groups        []uint32               `protobuf:"varint,3,rep,packed,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_metapb_meta_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Caller) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *Caller) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *Caller) GetGroups() []uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type SetAttr struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ino   uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
@@ -1486,14 +1549,22 @@ type SetAttr struct {
 	AtimeNs int64  `protobuf:"varint,7,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
 	MtimeNs int64  `protobuf:"varint,8,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
 	// Fingerprint of the UFS object after a truncate was applied to it.
-	Ufs           *Fingerprint `protobuf:"bytes,9,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	Ufs *Fingerprint `protobuf:"bytes,9,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	// Who asks: only the owner may change the mode or the times, only the
+	// superuser the owner, and set-id bits are cleared as on Linux (see
+	// meta.SetAttr*). Absent: the superuser.
+	Caller *Caller `protobuf:"bytes,10,opt,name=caller,proto3" json:"caller,omitempty"`
+	// The times were asked to be the caller's now (the leader put its clock in
+	// atime_ns and mtime_ns): with both, write permission suffices to set them.
+	AtimeNow      bool `protobuf:"varint,11,opt,name=atime_now,json=atimeNow,proto3" json:"atime_now,omitempty"`
+	MtimeNow      bool `protobuf:"varint,12,opt,name=mtime_now,json=mtimeNow,proto3" json:"mtime_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetAttr) Reset() {
 	*x = SetAttr{}
-	mi := &file_metapb_meta_proto_msgTypes[13]
+	mi := &file_metapb_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1576,7 @@ func (x *SetAttr) String() string {
 func (*SetAttr) ProtoMessage() {}
 
 func (x *SetAttr) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[13]
+	mi := &file_metapb_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1589,7 @@ func (x *SetAttr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttr.ProtoReflect.Descriptor instead.
 func (*SetAttr) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{13}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetAttr) GetIno() uint64 {
@@ -1584,6 +1655,27 @@ func (x *SetAttr) GetUfs() *Fingerprint {
 	return nil
 }
 
+func (x *SetAttr) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *SetAttr) GetAtimeNow() bool {
+	if x != nil {
+		return x.AtimeNow
+	}
+	return false
+}
+
+func (x *SetAttr) GetMtimeNow() bool {
+	if x != nil {
+		return x.MtimeNow
+	}
+	return false
+}
+
 type Symlink struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
@@ -1597,7 +1689,7 @@ type Symlink struct {
 
 func (x *Symlink) Reset() {
 	*x = Symlink{}
-	mi := &file_metapb_meta_proto_msgTypes[14]
+	mi := &file_metapb_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1701,7 @@ func (x *Symlink) String() string {
 func (*Symlink) ProtoMessage() {}
 
 func (x *Symlink) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[14]
+	mi := &file_metapb_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1714,7 @@ func (x *Symlink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Symlink.ProtoReflect.Descriptor instead.
 func (*Symlink) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{14}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Symlink) GetParent() uint64 {
@@ -1677,7 +1769,7 @@ type Mknod struct {
 
 func (x *Mknod) Reset() {
 	*x = Mknod{}
-	mi := &file_metapb_meta_proto_msgTypes[15]
+	mi := &file_metapb_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1781,7 @@ func (x *Mknod) String() string {
 func (*Mknod) ProtoMessage() {}
 
 func (x *Mknod) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[15]
+	mi := &file_metapb_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1794,7 @@ func (x *Mknod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mknod.ProtoReflect.Descriptor instead.
 func (*Mknod) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{15}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Mknod) GetParent() uint64 {
@@ -1765,7 +1857,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_metapb_meta_proto_msgTypes[16]
+	mi := &file_metapb_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1869,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[16]
+	mi := &file_metapb_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1882,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{16}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Link) GetIno() uint64 {
@@ -1827,7 +1919,7 @@ type SetXattr struct {
 
 func (x *SetXattr) Reset() {
 	*x = SetXattr{}
-	mi := &file_metapb_meta_proto_msgTypes[17]
+	mi := &file_metapb_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1931,7 @@ func (x *SetXattr) String() string {
 func (*SetXattr) ProtoMessage() {}
 
 func (x *SetXattr) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[17]
+	mi := &file_metapb_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1944,7 @@ func (x *SetXattr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattr.ProtoReflect.Descriptor instead.
 func (*SetXattr) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{17}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetXattr) GetIno() uint64 {
@@ -1893,7 +1985,7 @@ type RemoveXattr struct {
 
 func (x *RemoveXattr) Reset() {
 	*x = RemoveXattr{}
-	mi := &file_metapb_meta_proto_msgTypes[18]
+	mi := &file_metapb_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1997,7 @@ func (x *RemoveXattr) String() string {
 func (*RemoveXattr) ProtoMessage() {}
 
 func (x *RemoveXattr) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[18]
+	mi := &file_metapb_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2010,7 @@ func (x *RemoveXattr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattr.ProtoReflect.Descriptor instead.
 func (*RemoveXattr) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{18}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveXattr) GetIno() uint64 {
@@ -1952,7 +2044,7 @@ type AddMount struct {
 
 func (x *AddMount) Reset() {
 	*x = AddMount{}
-	mi := &file_metapb_meta_proto_msgTypes[19]
+	mi := &file_metapb_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2056,7 @@ func (x *AddMount) String() string {
 func (*AddMount) ProtoMessage() {}
 
 func (x *AddMount) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[19]
+	mi := &file_metapb_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2069,7 @@ func (x *AddMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMount.ProtoReflect.Descriptor instead.
 func (*AddMount) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{19}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddMount) GetPath() string {
@@ -2045,7 +2137,7 @@ type RemoveMount struct {
 
 func (x *RemoveMount) Reset() {
 	*x = RemoveMount{}
-	mi := &file_metapb_meta_proto_msgTypes[20]
+	mi := &file_metapb_meta_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2149,7 @@ func (x *RemoveMount) String() string {
 func (*RemoveMount) ProtoMessage() {}
 
 func (x *RemoveMount) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[20]
+	mi := &file_metapb_meta_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2162,7 @@ func (x *RemoveMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMount.ProtoReflect.Descriptor instead.
 func (*RemoveMount) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{20}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveMount) GetPath() string {
@@ -2095,7 +2187,7 @@ type LoadedChild struct {
 
 func (x *LoadedChild) Reset() {
 	*x = LoadedChild{}
-	mi := &file_metapb_meta_proto_msgTypes[21]
+	mi := &file_metapb_meta_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2199,7 @@ func (x *LoadedChild) String() string {
 func (*LoadedChild) ProtoMessage() {}
 
 func (x *LoadedChild) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[21]
+	mi := &file_metapb_meta_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2212,7 @@ func (x *LoadedChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedChild.ProtoReflect.Descriptor instead.
 func (*LoadedChild) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{21}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LoadedChild) GetName() []byte {
@@ -2183,7 +2275,7 @@ type LoadDir struct {
 
 func (x *LoadDir) Reset() {
 	*x = LoadDir{}
-	mi := &file_metapb_meta_proto_msgTypes[22]
+	mi := &file_metapb_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2287,7 @@ func (x *LoadDir) String() string {
 func (*LoadDir) ProtoMessage() {}
 
 func (x *LoadDir) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[22]
+	mi := &file_metapb_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2300,7 @@ func (x *LoadDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadDir.ProtoReflect.Descriptor instead.
 func (*LoadDir) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{22}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LoadDir) GetDir() uint64 {
@@ -2256,7 +2348,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_metapb_meta_proto_msgTypes[23]
+	mi := &file_metapb_meta_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2360,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_metapb_meta_proto_msgTypes[23]
+	mi := &file_metapb_meta_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2373,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_metapb_meta_proto_rawDescGZIP(), []int{23}
+	return file_metapb_meta_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Purge) GetMax() uint32 {
@@ -2407,7 +2499,11 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\n" +
 	"new_parent\x18\x03 \x01(\x04R\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x04 \x01(\fR\anewName\x12\x14\n" +
-	"\x05flags\x18\x05 \x01(\rR\x05flags\"\xe1\x01\n" +
+	"\x05flags\x18\x05 \x01(\rR\x05flags\"D\n" +
+	"\x06Caller\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\rR\x06groups\"\xca\x02\n" +
 	"\aSetAttr\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
 	"\x05valid\x18\x02 \x01(\rR\x05valid\x12\x12\n" +
@@ -2417,7 +2513,11 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x19\n" +
 	"\batime_ns\x18\a \x01(\x03R\aatimeNs\x12\x19\n" +
 	"\bmtime_ns\x18\b \x01(\x03R\amtimeNs\x12,\n" +
-	"\x03ufs\x18\t \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\"q\n" +
+	"\x03ufs\x18\t \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\x12-\n" +
+	"\x06caller\x18\n" +
+	" \x01(\v2\x15.skyfs.meta.v1.CallerR\x06caller\x12\x1b\n" +
+	"\tatime_now\x18\v \x01(\bR\batimeNow\x12\x1b\n" +
+	"\tmtime_now\x18\f \x01(\bR\bmtimeNow\"q\n" +
 	"\aSymlink\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\fR\x04name\x12\x16\n" +
@@ -2502,7 +2602,7 @@ func file_metapb_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_metapb_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_metapb_meta_proto_goTypes = []any{
 	(FileType)(0),         // 0: skyfs.meta.v1.FileType
 	(PersistState)(0),     // 1: skyfs.meta.v1.PersistState
@@ -2519,26 +2619,27 @@ var file_metapb_meta_proto_goTypes = []any{
 	(*Unlink)(nil),        // 12: skyfs.meta.v1.Unlink
 	(*Rmdir)(nil),         // 13: skyfs.meta.v1.Rmdir
 	(*Rename)(nil),        // 14: skyfs.meta.v1.Rename
-	(*SetAttr)(nil),       // 15: skyfs.meta.v1.SetAttr
-	(*Symlink)(nil),       // 16: skyfs.meta.v1.Symlink
-	(*Mknod)(nil),         // 17: skyfs.meta.v1.Mknod
-	(*Link)(nil),          // 18: skyfs.meta.v1.Link
-	(*SetXattr)(nil),      // 19: skyfs.meta.v1.SetXattr
-	(*RemoveXattr)(nil),   // 20: skyfs.meta.v1.RemoveXattr
-	(*AddMount)(nil),      // 21: skyfs.meta.v1.AddMount
-	(*RemoveMount)(nil),   // 22: skyfs.meta.v1.RemoveMount
-	(*LoadedChild)(nil),   // 23: skyfs.meta.v1.LoadedChild
-	(*LoadDir)(nil),       // 24: skyfs.meta.v1.LoadDir
-	(*Purge)(nil),         // 25: skyfs.meta.v1.Purge
-	nil,                   // 26: skyfs.meta.v1.Mount.OptionsEntry
-	nil,                   // 27: skyfs.meta.v1.AddMount.OptionsEntry
+	(*Caller)(nil),        // 15: skyfs.meta.v1.Caller
+	(*SetAttr)(nil),       // 16: skyfs.meta.v1.SetAttr
+	(*Symlink)(nil),       // 17: skyfs.meta.v1.Symlink
+	(*Mknod)(nil),         // 18: skyfs.meta.v1.Mknod
+	(*Link)(nil),          // 19: skyfs.meta.v1.Link
+	(*SetXattr)(nil),      // 20: skyfs.meta.v1.SetXattr
+	(*RemoveXattr)(nil),   // 21: skyfs.meta.v1.RemoveXattr
+	(*AddMount)(nil),      // 22: skyfs.meta.v1.AddMount
+	(*RemoveMount)(nil),   // 23: skyfs.meta.v1.RemoveMount
+	(*LoadedChild)(nil),   // 24: skyfs.meta.v1.LoadedChild
+	(*LoadDir)(nil),       // 25: skyfs.meta.v1.LoadDir
+	(*Purge)(nil),         // 26: skyfs.meta.v1.Purge
+	nil,                   // 27: skyfs.meta.v1.Mount.OptionsEntry
+	nil,                   // 28: skyfs.meta.v1.AddMount.OptionsEntry
 }
 var file_metapb_meta_proto_depIdxs = []int32{
 	0,  // 0: skyfs.meta.v1.Inode.type:type_name -> skyfs.meta.v1.FileType
 	3,  // 1: skyfs.meta.v1.Inode.extra_links:type_name -> skyfs.meta.v1.LinkRef
 	2,  // 2: skyfs.meta.v1.Inode.ufs:type_name -> skyfs.meta.v1.Fingerprint
 	1,  // 3: skyfs.meta.v1.Inode.persist:type_name -> skyfs.meta.v1.PersistState
-	26, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
+	27, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
 	6,  // 5: skyfs.meta.v1.Entry.request:type_name -> skyfs.meta.v1.RequestID
 	9,  // 6: skyfs.meta.v1.Entry.mkdir:type_name -> skyfs.meta.v1.Mkdir
 	10, // 7: skyfs.meta.v1.Entry.create_file:type_name -> skyfs.meta.v1.CreateFile
@@ -2546,31 +2647,32 @@ var file_metapb_meta_proto_depIdxs = []int32{
 	12, // 9: skyfs.meta.v1.Entry.unlink:type_name -> skyfs.meta.v1.Unlink
 	13, // 10: skyfs.meta.v1.Entry.rmdir:type_name -> skyfs.meta.v1.Rmdir
 	14, // 11: skyfs.meta.v1.Entry.rename:type_name -> skyfs.meta.v1.Rename
-	15, // 12: skyfs.meta.v1.Entry.set_attr:type_name -> skyfs.meta.v1.SetAttr
-	16, // 13: skyfs.meta.v1.Entry.symlink:type_name -> skyfs.meta.v1.Symlink
-	18, // 14: skyfs.meta.v1.Entry.link:type_name -> skyfs.meta.v1.Link
-	19, // 15: skyfs.meta.v1.Entry.set_xattr:type_name -> skyfs.meta.v1.SetXattr
-	20, // 16: skyfs.meta.v1.Entry.remove_xattr:type_name -> skyfs.meta.v1.RemoveXattr
-	21, // 17: skyfs.meta.v1.Entry.add_mount:type_name -> skyfs.meta.v1.AddMount
-	22, // 18: skyfs.meta.v1.Entry.remove_mount:type_name -> skyfs.meta.v1.RemoveMount
-	24, // 19: skyfs.meta.v1.Entry.load_dir:type_name -> skyfs.meta.v1.LoadDir
-	25, // 20: skyfs.meta.v1.Entry.purge:type_name -> skyfs.meta.v1.Purge
-	17, // 21: skyfs.meta.v1.Entry.mknod:type_name -> skyfs.meta.v1.Mknod
+	16, // 12: skyfs.meta.v1.Entry.set_attr:type_name -> skyfs.meta.v1.SetAttr
+	17, // 13: skyfs.meta.v1.Entry.symlink:type_name -> skyfs.meta.v1.Symlink
+	19, // 14: skyfs.meta.v1.Entry.link:type_name -> skyfs.meta.v1.Link
+	20, // 15: skyfs.meta.v1.Entry.set_xattr:type_name -> skyfs.meta.v1.SetXattr
+	21, // 16: skyfs.meta.v1.Entry.remove_xattr:type_name -> skyfs.meta.v1.RemoveXattr
+	22, // 17: skyfs.meta.v1.Entry.add_mount:type_name -> skyfs.meta.v1.AddMount
+	23, // 18: skyfs.meta.v1.Entry.remove_mount:type_name -> skyfs.meta.v1.RemoveMount
+	25, // 19: skyfs.meta.v1.Entry.load_dir:type_name -> skyfs.meta.v1.LoadDir
+	26, // 20: skyfs.meta.v1.Entry.purge:type_name -> skyfs.meta.v1.Purge
+	18, // 21: skyfs.meta.v1.Entry.mknod:type_name -> skyfs.meta.v1.Mknod
 	1,  // 22: skyfs.meta.v1.Mkdir.persist:type_name -> skyfs.meta.v1.PersistState
 	1,  // 23: skyfs.meta.v1.CreateFile.persist:type_name -> skyfs.meta.v1.PersistState
 	2,  // 24: skyfs.meta.v1.CreateFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
 	2,  // 25: skyfs.meta.v1.CompleteFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
 	2,  // 26: skyfs.meta.v1.SetAttr.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	0,  // 27: skyfs.meta.v1.Mknod.type:type_name -> skyfs.meta.v1.FileType
-	27, // 28: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
-	0,  // 29: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
-	2,  // 30: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	23, // 31: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	15, // 27: skyfs.meta.v1.SetAttr.caller:type_name -> skyfs.meta.v1.Caller
+	0,  // 28: skyfs.meta.v1.Mknod.type:type_name -> skyfs.meta.v1.FileType
+	28, // 29: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
+	0,  // 30: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
+	2,  // 31: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	24, // 32: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_metapb_meta_proto_init() }
@@ -2602,7 +2704,7 @@ func file_metapb_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metapb_meta_proto_rawDesc), len(file_metapb_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -158,11 +158,14 @@ func (x *RequestID) GetSeq() uint64 {
 	return 0
 }
 
-// Caller is who asks: the uid and gid recorded as owner of what a call creates.
+// Caller is who asks: the uid and gid recorded as owner of what a call creates,
+// and whose ownership and permission rules apply to a change (with the
+// supplementary groups, where they matter).
 type Caller struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uid           uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
 	Gid           uint32                 `protobuf:"varint,2,opt,name=gid,proto3" json:"gid,omitempty"`
+	Groups        []uint32               `protobuf:"varint,3,rep,packed,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +212,13 @@ func (x *Caller) GetGid() uint32 {
 		return x.Gid
 	}
 	return 0
+}
+
+func (x *Caller) GetGroups() []uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
 }
 
 // NotLeader is the status detail of an UNAVAILABLE error from a master that does
@@ -2101,9 +2111,11 @@ type SetAttrRequest struct {
 	AtimeNs int64                  `protobuf:"varint,9,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
 	MtimeNs int64                  `protobuf:"varint,10,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
 	// Set atime or mtime to the master's clock instead of the given value.
-	AtimeNow      bool         `protobuf:"varint,11,opt,name=atime_now,json=atimeNow,proto3" json:"atime_now,omitempty"`
-	MtimeNow      bool         `protobuf:"varint,12,opt,name=mtime_now,json=mtimeNow,proto3" json:"mtime_now,omitempty"`
-	Ufs           *Fingerprint `protobuf:"bytes,13,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	AtimeNow bool         `protobuf:"varint,11,opt,name=atime_now,json=atimeNow,proto3" json:"atime_now,omitempty"`
+	MtimeNow bool         `protobuf:"varint,12,opt,name=mtime_now,json=mtimeNow,proto3" json:"mtime_now,omitempty"`
+	Ufs      *Fingerprint `protobuf:"bytes,13,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	// Who asks; absent: the superuser (an administrator's tool).
+	Caller        *Caller `protobuf:"bytes,14,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2225,6 +2237,13 @@ func (x *SetAttrRequest) GetMtimeNow() bool {
 func (x *SetAttrRequest) GetUfs() *Fingerprint {
 	if x != nil {
 		return x.Ufs
+	}
+	return nil
+}
+
+func (x *SetAttrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
 	}
 	return nil
 }
@@ -4682,10 +4701,11 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\x13skyfspb/skyfs.proto\x12\bskyfs.v1\"5\n" +
 	"\tRequestID\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\",\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"D\n" +
 	"\x06Caller\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\x02 \x01(\rR\x03gid\"P\n" +
+	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\rR\x06groups\"P\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12&\n" +
 	"\x0fleader_rpc_addr\x18\x02 \x01(\tR\rleaderRpcAddr\"j\n" +
@@ -4835,7 +4855,7 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
 	"\x03ino\x18\x03 \x01(\x04R\x03ino\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\x04R\aremoved\x12\x1a\n" +
-	"\breplayed\x18\x05 \x01(\bR\breplayed\"\xe0\x02\n" +
+	"\breplayed\x18\x05 \x01(\bR\breplayed\"\x8a\x03\n" +
 	"\x0eSetAttrRequest\x12-\n" +
 	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -4850,7 +4870,8 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	" \x01(\x03R\amtimeNs\x12\x1b\n" +
 	"\tatime_now\x18\v \x01(\bR\batimeNow\x12\x1b\n" +
 	"\tmtime_now\x18\f \x01(\bR\bmtimeNow\x12'\n" +
-	"\x03ufs\x18\r \x01(\v2\x15.skyfs.v1.FingerprintR\x03ufs\"7\n" +
+	"\x03ufs\x18\r \x01(\v2\x15.skyfs.v1.FingerprintR\x03ufs\x12(\n" +
+	"\x06caller\x18\x0e \x01(\v2\x10.skyfs.v1.CallerR\x06caller\"7\n" +
 	"\x0fReadlinkRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\"Z\n" +
@@ -5188,92 +5209,93 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	1,  // 26: skyfs.v1.RenameRequest.request:type_name -> skyfs.v1.RequestID
 	1,  // 27: skyfs.v1.SetAttrRequest.request:type_name -> skyfs.v1.RequestID
 	4,  // 28: skyfs.v1.SetAttrRequest.ufs:type_name -> skyfs.v1.Fingerprint
-	1,  // 29: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
-	1,  // 30: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
-	5,  // 31: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
-	5,  // 32: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
-	42, // 33: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
-	68, // 34: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
-	1,  // 35: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
-	2,  // 36: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	69, // 37: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
-	44, // 38: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
-	1,  // 39: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
-	44, // 40: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
-	44, // 41: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
-	44, // 42: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
-	57, // 43: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 44: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 45: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 46: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 47: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 48: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 49: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	21, // 50: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 51: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 52: skyfs.v1.Namespace.Mknod:input_type -> skyfs.v1.MknodRequest
-	19, // 53: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	22, // 54: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	23, // 55: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	25, // 56: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	27, // 57: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	28, // 58: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	30, // 59: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	32, // 60: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	35, // 61: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	33, // 62: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	37, // 63: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	39, // 64: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	41, // 65: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
-	45, // 66: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	47, // 67: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	49, // 68: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	51, // 69: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	55, // 70: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	53, // 71: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	58, // 72: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	60, // 73: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	62, // 74: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	64, // 75: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	66, // 76: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 77: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 78: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 79: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 80: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	20, // 81: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	20, // 82: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	20, // 83: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	20, // 84: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	20, // 85: skyfs.v1.Namespace.Mknod:output_type -> skyfs.v1.EntryResponse
-	20, // 86: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	24, // 87: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	24, // 88: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	26, // 89: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	20, // 90: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	29, // 91: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	31, // 92: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	34, // 93: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	36, // 94: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	34, // 95: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	38, // 96: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	40, // 97: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	43, // 98: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
-	46, // 99: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	48, // 100: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	50, // 101: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	52, // 102: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	56, // 103: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	54, // 104: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	59, // 105: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	61, // 106: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	63, // 107: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	65, // 108: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	67, // 109: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	77, // [77:110] is the sub-list for method output_type
-	44, // [44:77] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	2,  // 29: skyfs.v1.SetAttrRequest.caller:type_name -> skyfs.v1.Caller
+	1,  // 30: skyfs.v1.SetXattrRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 31: skyfs.v1.RemoveXattrRequest.request:type_name -> skyfs.v1.RequestID
+	5,  // 32: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
+	5,  // 33: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
+	42, // 34: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
+	68, // 35: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	1,  // 36: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
+	2,  // 37: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
+	69, // 38: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	44, // 39: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
+	1,  // 40: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
+	44, // 41: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
+	44, // 42: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
+	44, // 43: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
+	57, // 44: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
+	7,  // 45: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 46: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 47: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 48: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 49: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 50: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	21, // 51: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 52: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 53: skyfs.v1.Namespace.Mknod:input_type -> skyfs.v1.MknodRequest
+	19, // 54: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	22, // 55: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	23, // 56: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	25, // 57: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	27, // 58: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	28, // 59: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	30, // 60: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	32, // 61: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	35, // 62: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	33, // 63: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	37, // 64: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	39, // 65: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 66: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
+	45, // 67: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	47, // 68: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	49, // 69: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	51, // 70: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	55, // 71: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	53, // 72: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	58, // 73: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	60, // 74: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	62, // 75: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	64, // 76: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	66, // 77: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 78: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 79: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 80: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 81: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	20, // 82: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	20, // 83: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	20, // 84: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	20, // 85: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	20, // 86: skyfs.v1.Namespace.Mknod:output_type -> skyfs.v1.EntryResponse
+	20, // 87: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	24, // 88: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	24, // 89: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	26, // 90: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	20, // 91: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	29, // 92: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	31, // 93: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	34, // 94: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	36, // 95: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	34, // 96: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	38, // 97: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	40, // 98: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	43, // 99: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
+	46, // 100: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	48, // 101: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	50, // 102: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	52, // 103: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	56, // 104: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	54, // 105: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	59, // 106: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	61, // 107: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	63, // 108: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	65, // 109: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	67, // 110: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	78, // [78:111] is the sub-list for method output_type
+	45, // [45:78] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }

@@ -115,7 +115,9 @@ func fingerprintPB(f meta.Fingerprint) *pb.Fingerprint {
 	return &pb.Fingerprint{Size: f.Size, Etag: f.ETag, Version: f.Version, MtimeNs: f.MtimeNs}
 }
 
-func callerPB(c fusefs.Caller) *pb.Caller { return &pb.Caller{Uid: c.UID, Gid: c.GID} }
+func callerPB(c fusefs.Caller) *pb.Caller {
+	return &pb.Caller{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
+}
 
 // entryAttr returns the attributes of the inode a mutation created or
 // changed. A replayed request whose inode has changed since answers without
@@ -247,6 +249,9 @@ func (n *namespace) SetAttr(ctx context.Context, ino meta.Ino, req fusefs.SetAtt
 	}
 	if req.UFS != nil {
 		r.Ufs = fingerprintPB(*req.UFS)
+	}
+	if req.Caller != nil {
+		r.Caller = callerPB(*req.Caller)
 	}
 	resp, err := n.c.SetAttr(ctx, r)
 	return n.entryAttr(ctx, resp, err)
