@@ -127,6 +127,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	c := contentOf(loc, a)
 	h := &fileHandle{n: n, flags: flags, c: c}
 	n.m.handles.Add(1)
+	// A descriptor that cannot write has nothing to finish at close: the
+	// kernel need not send FLUSH (locks are the kernel's own, see doc.go).
+	const noFlush = fuse.FOPEN_NOFLUSH
 	// O_DIRECT stays on the ordinary path: through passthrough it would
 	// reach the cache file and take on its filesystem's alignment rules.
 	if n.m.passthrough.Load() && c.size > 0 && flags&syscall.O_DIRECT == 0 && n.reservePassthrough(c.key) {
@@ -137,14 +140,14 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			n.mu.Lock()
 			n.lastOpen = c
 			n.mu.Unlock()
-			return h.offered(), 0, 0
+			return h.offered(), noFlush, 0
 		}
 		n.mu.Lock()
 		n.ptOpens--
 		n.mu.Unlock()
 	}
 	fl := n.beginOpen(h, c)
-	return h.offered(), fl, 0
+	return h.offered(), fl | noFlush, 0
 }
 
 // reservePassthrough counts a passthrough open of content key if the kernel

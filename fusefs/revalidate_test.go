@@ -261,3 +261,27 @@ func TestRevalidateOnce(t *testing.T) {
 		t.Fatalf("%d StatDir calls for %d opens in one directory, want 1", n, files)
 	}
 }
+
+// TestReadOnlyCloseNoFlush checks that closing a descriptor opened for
+// reading sends the mount no FLUSH, and that closing one opened for
+// writing still does (and uploads).
+func TestReadOnlyCloseNoFlush(t *testing.T) {
+	l := &opLog{}
+	e := newEnv(t, Options{Observe: l.observe})
+	p := heldFiles(t, e, []string{"d"}, 1)[0][0]
+	flushes, _ := l.get(OpFlush)
+	for range 3 {
+		openStat(t, e, p)
+	}
+	if n, _ := l.get(OpFlush); n != flushes {
+		t.Fatalf("%d FLUSH requests for 3 closes of read-only descriptors, want none", n-flushes)
+	}
+	e.checkFile(p, []byte(p))
+	if err := os.WriteFile(e.path(p), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := l.get(OpFlush); n == flushes {
+		t.Fatal("no FLUSH for the close of a descriptor that wrote")
+	}
+	e.checkFile(p, []byte("new"))
+}
