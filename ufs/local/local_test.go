@@ -109,6 +109,36 @@ func TestLink(t *testing.T) {
 	}
 }
 
+// TestRewriteLinked writes a new content over one name of a file that has
+// two: both names keep naming one file, and show the new content.
+func TestRewriteLinked(t *testing.T) {
+	fsys := newFS(t)
+	ufstest.Put(t, fsys, "a", []byte("old"))
+	if err := fsys.(ufs.Linker).Link(t.Context(), "a", "dir/b"); err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	before, err := fsys.Stat(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ufstest.Put(t, fsys, "a", []byte("new content"))
+	if got := ufstest.ReadAll(t, fsys, "dir/b"); string(got) != "new content" {
+		t.Fatalf("the other name reads %q", got)
+	}
+	a, errA := fsys.Stat(t.Context(), "a")
+	b, errB := fsys.Stat(t.Context(), "dir/b")
+	if errA != nil || errB != nil || a.Fingerprint.ETag != b.Fingerprint.ETag || a.Fingerprint.ETag == before.Fingerprint.ETag {
+		t.Fatalf("fingerprints: a %+v (%v), b %+v (%v), before %+v", a.Fingerprint, errA, b.Fingerprint, errB, before.Fingerprint)
+	}
+	page, err := fsys.List(t.Context(), "", ufs.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != 2 {
+		t.Fatalf("the rewrite left %d entries at the root (a temporary file?): %+v", len(page.Entries), page.Entries)
+	}
+}
+
 // TestListSmallWindows lists a directory whose names sort differently from their
 // keys with windows smaller than the directory, so that pages span scans.
 func TestListSmallWindows(t *testing.T) {

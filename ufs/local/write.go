@@ -9,12 +9,16 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/skyfs/skyfs/ufs"
 )
 
 // writer writes a temporary file and renames it over the target on Close.
+// A target with several names (hard links) is rewritten in place instead, so
+// that its names stay one file: a rename would leave the other names with
+// the old content.
 type writer struct {
 	f    *FS
 	ctx  context.Context
@@ -103,6 +107,9 @@ func (w *writer) commit() (ufs.Fingerprint, error) {
 			return ufs.Fingerprint{}, w.f.fail(w.op, w.path, ufs.ErrIsDir)
 		}
 		prev = st.ModTime()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 && st.Mode().IsRegular() {
+			return w.commitInPlace(prev)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return ufs.Fingerprint{}, w.f.fail(w.op, w.path, err)
 	}
@@ -125,6 +132,48 @@ func (w *writer) commit() (ufs.Fingerprint, error) {
 		d.Sync()
 		d.Close()
 	}
+	return fingerprint(st), nil
+}
+
+// commitInPlace copies the temporary file over the content of the target,
+// which has other names, and removes it. Readers of the target may see a
+// partial content meanwhile, as with any write in place.
+func (w *writer) commitInPlace(prev time.Time) (ufs.Fingerprint, error) {
+	fail := func(err error) (ufs.Fingerprint, error) { return ufs.Fingerprint{}, w.f.fail(w.op, w.path, err) }
+	src, err := w.f.root.Open(w.tmp)
+	if err != nil {
+		return fail(err)
+	}
+	defer src.Close()
+	dst, err := w.f.root.OpenFile(w.path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if err == nil {
+		err = w.f.touchAfter(dst, w.path, prev)
+	}
+	var st fs.FileInfo
+	if err == nil {
+		st, err = dst.Stat()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.file.Close(); err != nil {
+		return fail(err)
+	}
+	w.file = nil
+	if err := w.f.root.Remove(w.tmp); err != nil {
+		return fail(err)
+	}
+	w.tmp = ""
 	return fingerprint(st), nil
 }
 
