@@ -102,3 +102,26 @@ func TestSpecialFiles(t *testing.T) {
 		t.Errorf("mknod over an existing name: %v", err)
 	}
 }
+
+// TestHardLinkRewrite writes a file through one of its two names: the other
+// name reads the new content, through the mount and in the UFS directory.
+func TestHardLinkRewrite(t *testing.T) {
+	e := newEnv(t, Options{})
+	if err := os.Mkdir(e.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path("f"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(e.path("f"), e.path("d/g")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path("f"), []byte("new content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{e.path("d/g"), e.ufs + "/d/g", e.ufs + "/f"} {
+		if got, err := os.ReadFile(p); err != nil || string(got) != "new content" {
+			t.Errorf("%s reads %q, %v", p, got, err)
+		}
+	}
+}
