@@ -147,6 +147,41 @@ func (s *squashFS) inDir(cancel <-chan struct{}, h *fuse.InHeader, dir uint64) f
 	return s.may(cancel, h, dir, mayWrite|mayExec)
 }
 
+// removes checks that nobody may remove name from directory dir (unlink,
+// rmdir, and both names of a rename: the one moved and the one it
+// replaces): write and search permission on dir and, when dir is sticky
+// (S_ISVTX), ownership of dir or of name's inode, as the kernel's
+// check_sticky wants of anyone but root.
+func (s *squashFS) removes(cancel <-chan struct{}, h *fuse.InHeader, dir uint64, name string) fuse.Status {
+	d, st := s.attr(cancel, h, dir)
+	if !st.Ok() {
+		return st
+	}
+	if st := permits(d, mayWrite|mayExec); !st.Ok() {
+		return st
+	}
+	if d.Mode&syscall.S_ISVTX == 0 || d.Uid == SquashUID {
+		return fuse.OK
+	}
+	lh := *h
+	lh.NodeId = dir
+	var out fuse.EntryOut
+	st = s.RawFileSystem.Lookup(cancel, &lh, name, &out)
+	if out.NodeId != 0 {
+		// The lookup counted a reference the kernel does not hold.
+		s.RawFileSystem.Forget(out.NodeId, 1)
+	}
+	switch {
+	case st == fuse.ENOENT:
+		return fuse.OK // nothing to remove: the operation answers
+	case !st.Ok():
+		return st
+	case out.Uid != SquashUID:
+		return fuse.EPERM
+	}
+	return fuse.OK
+}
+
 func (s *squashFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
 	if st := s.inDir(cancel, &in.InHeader, in.NodeId); !st.Ok() {
 		return st
@@ -183,25 +218,30 @@ func (s *squashFS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, ou
 }
 
 func (s *squashFS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	if st := s.inDir(cancel, h, h.NodeId); !st.Ok() {
-		return st
+	if squash(h) {
+		if st := s.removes(cancel, h, h.NodeId, name); !st.Ok() {
+			return st
+		}
 	}
 	return s.RawFileSystem.Unlink(cancel, h, name)
 }
 
 func (s *squashFS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	if st := s.inDir(cancel, h, h.NodeId); !st.Ok() {
-		return st
+	if squash(h) {
+		if st := s.removes(cancel, h, h.NodeId, name); !st.Ok() {
+			return st
+		}
 	}
 	return s.RawFileSystem.Rmdir(cancel, h, name)
 }
 
 func (s *squashFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
 	if squash(&in.InHeader) {
-		for _, dir := range []uint64{in.NodeId, in.Newdir} {
-			if st := s.may(cancel, &in.InHeader, dir, mayWrite|mayExec); !st.Ok() {
-				return st
-			}
+		if st := s.removes(cancel, &in.InHeader, in.NodeId, oldName); !st.Ok() {
+			return st
+		}
+		if st := s.removes(cancel, &in.InHeader, in.Newdir, newName); !st.Ok() {
+			return st
 		}
 	}
 	return s.RawFileSystem.Rename(cancel, in, oldName, newName)

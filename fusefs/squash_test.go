@@ -1,10 +1,14 @@
 package fusefs
 
 import (
+	"errors"
+	"os"
 	"syscall"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/skyfs/skyfs/meta"
 )
 
 func TestSquashPermits(t *testing.T) {
@@ -62,3 +66,54 @@ var _ interface {
 	SetXAttr(<-chan struct{}, *fuse.SetXAttrIn, string, []byte) fuse.Status
 	RemoveXAttr(<-chan struct{}, *fuse.InHeader, string) fuse.Status
 } = (fuse.RawFileSystem)(nil)
+
+// TestSquashSticky removes names in a sticky directory of another user as a
+// squashed root: only what nobody owns may go or be replaced, as the kernel
+// wants of anyone but root (which it lets through).
+func TestSquashSticky(t *testing.T) {
+	e := newEnv(t, Options{RootSquash: true})
+	ctx := t.Context()
+	other := Caller{UID: 1000, GID: 1000}
+	d, err := e.ns.Mkdir(ctx, meta.RootIno, "tmp", 0o1777, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"theirs", "theirs2"} {
+		if _, err := e.ns.Create(ctx, d.Attr.Ino, name, 0o666, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.ns.Mkdir(ctx, d.Attr.Ino, "theirdir", 0o777, other); err != nil {
+		t.Fatal(err)
+	}
+	mine := e.path("tmp/mine")
+	if err := os.WriteFile(mine, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"unlink":         os.Remove(e.path("tmp/theirs")),
+		"rmdir":          syscall.Rmdir(e.path("tmp/theirdir")),
+		"rename away":    os.Rename(e.path("tmp/theirs"), e.path("tmp/moved")),
+		"rename over":    os.Rename(mine, e.path("tmp/theirs2")),
+		"rename missing": os.Rename(e.path("tmp/nothere"), e.path("tmp/x")),
+	} {
+		want := error(syscall.EPERM)
+		if what == "rename missing" {
+			want = syscall.ENOENT
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("%s in another's sticky directory: %v, want %v", what, err, want)
+		}
+	}
+	if err := os.Rename(mine, e.path("tmp/mine2")); err != nil {
+		t.Errorf("rename of nobody's own file: %v", err)
+	}
+	if err := os.Remove(e.path("tmp/mine2")); err != nil {
+		t.Errorf("unlink of nobody's own file: %v", err)
+	}
+	for _, name := range []string{"theirs", "theirs2", "theirdir"} {
+		if _, err := os.Lstat(e.path("tmp/" + name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
