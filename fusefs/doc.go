@@ -31,6 +31,10 @@
 //     upload and then record size and fingerprint with
 //     Namespace.CompleteFile. A failed upload makes that close or fsync
 //     fail with EIO; the staged data is kept and tried again on release.
+//     A read that finds nothing where the held location says (a rename on
+//     another host within the timeout) asks the master where the file lives
+//     now and reads once more from there; a file removed elsewhere reads
+//     ESTALE.
 //
 // # Decisions
 //

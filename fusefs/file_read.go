@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/skyfs/skyfs/cache"
+	"github.com/skyfs/skyfs/meta"
 	"github.com/skyfs/skyfs/ufs"
 )
 
@@ -57,21 +58,85 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		}
 		return fuse.ReadResultData(dest[:m]), 0
 	}
-	rd, size := h.reader(n)
-	if off >= size || len(dest) == 0 {
-		return fuse.ReadResultData(nil), 0
-	}
-	m, err := rd.ReadAt(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	for retried := false; ; retried = true {
+		rd, c := h.reader(n)
+		if off >= c.size || len(dest) == 0 {
+			return fuse.ReadResultData(nil), 0
+		}
+		m, err := rd.ReadAt(ctx, dest, off)
+		if err == nil || errors.Is(err, io.EOF) {
+			return fuse.ReadResultData(dest[:m]), 0
+		}
+		if !retried && moved(err) {
+			en := h.relocate(ctx, n, c)
+			if en == 0 {
+				continue
+			}
+			if en != syscall.EIO {
+				n.m.log.Printf("fusefs: read inode %d: %v (%v)", n.ino(), err, en)
+				return nil, en
+			}
+		}
 		n.m.log.Printf("fusefs: read inode %d: %v", n.ino(), err)
 		return nil, syscall.EIO
 	}
-	return fuse.ReadResultData(dest[:m]), 0
 }
 
-// reader returns the cache reader of the content h reads: the content the
-// node last committed or opened, when newer than the handle's.
-func (h *fileHandle) reader(n *Node) (*cache.Reader, int64) {
+// moved reports whether a block load failed because the UFS no longer has
+// the content where it was looked for: the file was renamed, replaced or
+// removed, on another host, since the mount took its location.
+func moved(err error) bool {
+	return errors.Is(err, ufs.ErrNotExist) || errors.Is(err, ufs.ErrStale)
+}
+
+// relocate asks the master for n's attributes and location after a load of
+// the content failed, found nothing where it looked for (a rename on another
+// host within the attribute timeout: see revalidate.go), holds what it
+// answers, and points h at the content found there, for one more read. It
+// answers ESTALE when the file is gone from the namespace (or is no longer
+// a regular file), EIO when the master still names the content that was
+// not found (the UFS lost it behind the master's back) or cannot be asked.
+func (h *fileHandle) relocate(ctx context.Context, n *Node, failed content) syscall.Errno {
+	n.m.relocations.Add(1)
+	st := n.stampNow()
+	a, err := n.m.ns.GetAttr(ctx, n.ino())
+	if err != nil {
+		return staleIfGone(err)
+	}
+	if a.Type != meta.TypeRegular {
+		return syscall.ESTALE
+	}
+	loc, err := n.location(ctx)
+	if err != nil {
+		return staleIfGone(err)
+	}
+	n.setFresh(a, st)
+	n.setLoc(loc, st)
+	c := contentOf(loc, a)
+	if c.same(failed) {
+		return syscall.EIO
+	}
+	h.mu.Lock()
+	if h.c.same(failed) {
+		h.c, h.rd = c, nil
+	}
+	h.mu.Unlock()
+	return 0
+}
+
+// staleIfGone maps the error of a call about an open file: ESTALE when the
+// master no longer knows the file, EIO otherwise.
+func staleIfGone(err error) syscall.Errno {
+	if toErrno(err) == syscall.ENOENT {
+		return syscall.ESTALE
+	}
+	return syscall.EIO
+}
+
+// reader returns the cache reader of the content h reads, and that
+// content: the content the node last committed or opened, when newer than
+// the handle's.
+func (h *fileHandle) reader(n *Node) (*cache.Reader, content) {
 	n.mu.Lock()
 	cur := n.lastOpen
 	n.mu.Unlock()
@@ -83,5 +148,5 @@ func (h *fileHandle) reader(n *Node) (*cache.Reader, int64) {
 	if h.rd == nil {
 		h.rd = h.n.m.cache.NewReader(h.c.key, h.c.size, loader(h.c.fs, h.c.key.Path))
 	}
-	return h.rd, h.c.size
+	return h.rd, h.c
 }

@@ -266,6 +266,9 @@ type mount struct {
 	// revalidations the StatDir calls that answered; revalidationWaits the
 	// revalidations that waited for another of the same directory.
 	heldOpens, heldAttrs, heldLookups, revalidations, revalidationWaits atomic.Int64
+	// relocations counts the reads that asked the master where a file
+	// lives now after the UFS no longer had it where it was held.
+	relocations atomic.Int64
 }
 
 // Mount mounts the namespace ns on dir, reading file content through c, and

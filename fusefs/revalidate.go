@@ -34,8 +34,12 @@ import (
 //     the master for the file's attributes, as NFS's close-to-open does.
 //   - A file renamed on another host keeps its old location here for what
 //     remains of the timeout: its content is still read from the cache when
-//     the cache holds it whole, but a block that has to be loaded is looked
-//     for under the old UFS name, and the read fails (EIO) until then.
+//     the cache holds it, and a block that has to be loaded is looked for
+//     under the old UFS name first. When the UFS has nothing there (or not
+//     with the fingerprint held), the read asks the master for the file's
+//     attributes and location, holds them and reads once more from there
+//     (fileHandle.relocate). A file gone from the namespace then fails
+//     with ESTALE, as on NFS; a second failure is EIO.
 //
 // A lookup of a name the kernel has let expire is answered from the node
 // it names when the master said, younger than the shorter of the attribute

@@ -2,6 +2,8 @@ package fusefs
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skyfs/skyfs/cache"
+	"github.com/skyfs/skyfs/meta"
 )
 
 // heldFiles writes count files of a few bytes in each of dirs through the
@@ -284,4 +287,57 @@ func TestReadOnlyCloseNoFlush(t *testing.T) {
 		t.Fatal("no FLUSH for the close of a descriptor that wrote")
 	}
 	e.checkFile(p, []byte("new"))
+}
+
+// TestRenamedElsewhere renames and removes files behind the mount's back,
+// as another host would, while this host holds their locations: a read of
+// blocks the cache does not hold finds the renamed file where the master
+// says it lives now, and a read of the removed one fails with ESTALE.
+func TestRenamedElsewhere(t *testing.T) {
+	e := newEnvCache(t, Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}, cache.Options{Capacity: 1 << 30, BlockSize: testBlock})
+	if err := os.Mkdir(e.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(11, 3*testBlock+5)
+	for _, name := range []string{"d/moved", "d/gone"} {
+		if err := os.WriteFile(e.path(name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.checkFile(name, data) // the mount holds its attributes and location
+	}
+	e.waitIdle()
+	if _, err := e.c.DropMatching(func(cache.Key) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := e.ns.Lookup(ctx, meta.RootIno, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ns.Rename(ctx, d.Ino, "moved", meta.RootIno, "there", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ns.Unlink(ctx, d.Ino, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	held := e.m.heldOpens.Load()
+	if got := readFile(t, e.path("d/moved"), true); !bytes.Equal(got, data) {
+		t.Fatalf("file renamed elsewhere: read %d bytes, want %d (first difference at %d)", len(got), len(data), firstDiff(got, data))
+	}
+	if e.m.heldOpens.Load() == held || e.m.relocations.Load() != 1 {
+		t.Fatalf("the open was not held (%d held opens) or the read did not relocate (%d relocations)", e.m.heldOpens.Load()-held, e.m.relocations.Load())
+	}
+	// The location the read found is held for the next opens.
+	if got := readFile(t, e.path("d/moved"), true); !bytes.Equal(got, data) || e.m.relocations.Load() != 1 {
+		t.Fatalf("reopened: read %d bytes, %d relocations", len(got), e.m.relocations.Load())
+	}
+	f, err := os.OpenFile(e.path("d/gone"), os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, testBlock)
+	if _, err := f.ReadAt(buf, 0); !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("read of a file removed elsewhere: %v, want ESTALE", err)
+	}
 }

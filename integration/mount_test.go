@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -89,6 +90,28 @@ func testTwoHosts(t *testing.T, c *cluster) {
 	}
 	checkContent(t, cto.path("f"), data2)
 	cto.umount()
+
+	// A file open on B, renamed on A: B reads the blocks it has not cached
+	// from where the masters say the file lives now.
+	data4 := randomData(4, 5<<20+3)
+	if err := os.WriteFile(a.path("r"), data4, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.Open(b.path("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a.path("r"), a.path("r2")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rf)
+	rf.Close()
+	if err != nil || !bytes.Equal(got, data4) {
+		t.Fatalf("B reading a file renamed on A: %d bytes, %v (want %d)", len(got), err, len(data4))
+	}
+	if err := os.Remove(a.path("r2")); err != nil {
+		t.Fatal(err)
+	}
 
 	// A directory made on A, a file in it.
 	if err := os.Mkdir(a.path("d"), 0o755); err != nil {
