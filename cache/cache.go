@@ -327,6 +327,7 @@ func (c *Cache) Close() error {
 			e.f.Close()
 			e.f = nil
 		}
+		e.dropROLocked()
 		e.mu.Unlock()
 	}
 	if len(errs) == 0 {

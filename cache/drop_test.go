@@ -53,7 +53,7 @@ func TestDropMatching(t *testing.T) {
 	if after.Entries != before.Entries-2 || after.Blocks != before.Blocks-6 || after.Used >= before.Used {
 		t.Fatalf("stats before %+v, after %+v", before, after)
 	}
-	checkFile(t, p.File(), pinned.src.data)
+	checkFile(t, p, pinned.src.data)
 	for _, f := range files {
 		f.src.reset()
 		readAll(t, c, f.key, f.src, testBS)
@@ -188,7 +188,7 @@ func TestShrink(t *testing.T) {
 	if res, ok, err := c.Shrink(0); err != nil || ok || res.Blocks != 0 {
 		t.Fatalf("Shrink(0) with a pinned file: %+v %v %v", res, ok, err)
 	}
-	checkFile(t, p.File(), recent.data)
+	checkFile(t, p, recent.data)
 	if err := p.Release(); err != nil {
 		t.Fatal(err)
 	}

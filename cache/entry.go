@@ -47,6 +47,7 @@ type entry struct {
 	dataAlloc int64           // allocated bytes of the data file, part of Cache.used
 	gen       uint64          // bumped on every change to present blocks
 	pins      int             // Passthrough handles outstanding
+	ro        *roFile         // read-only descriptor kept for passthrough, while f is open
 	removed   bool
 	fileElem  *list.Element // element in Cache.openFiles while f is open; guarded by lruMu
 }
@@ -126,6 +127,7 @@ func (c *Cache) closeFileLocked(e *entry) {
 	}
 	e.f.Close()
 	e.f = nil
+	e.dropROLocked()
 	c.lruMu.Lock()
 	if e.fileElem != nil {
 		c.openFiles.l.Remove(e.fileElem)

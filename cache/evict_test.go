@@ -132,14 +132,14 @@ func TestPinnedFileSurvivesPressure(t *testing.T) {
 	if c.Stats().Evictions == 0 {
 		t.Fatal("no evictions")
 	}
-	checkFile(t, p.File(), pinnedSrc.data)
+	checkFile(t, p, pinnedSrc.data)
 	if err := c.Invalidate(key); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dataFile(c, key, size)); !os.IsNotExist(err) {
 		t.Fatalf("invalidated data file still linked: %v", err)
 	}
-	checkFile(t, p.File(), pinnedSrc.data)
+	checkFile(t, p, pinnedSrc.data)
 	if err := p.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestMixedStress(t *testing.T) {
 					}
 					if ok {
 						got := make([]byte, size)
-						if _, err := pt.File().ReadAt(got, 0); err != nil || string(got) != string(srcs[f].data) {
+						if _, err := pt.ReadAt(got, 0); err != nil || string(got) != string(srcs[f].data) {
 							errs <- fmt.Errorf("passthrough %d: err=%v", f, err)
 						}
 						pt.Release()

@@ -38,7 +38,7 @@ func TestRestartKeepsIndex(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("OpenComplete after a clean restart: ok=%v err=%v", ok, err)
 	}
-	checkFile(t, p.File(), src.data)
+	checkFile(t, p, src.data)
 	p.Release()
 	readAll(t, c, key2, src2, testBS)
 	if got := src2.offsets(); !reflect.DeepEqual(got, []int64{0, testBS, 3 * testBS}) {

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Passthrough is a read-only open file on a wholly cached, verified entry,
@@ -11,24 +13,81 @@ import (
 // pinned until Release: eviction leaves it alone, and Invalidate unlinks it
 // without touching its content, so the file keeps reading the complete data
 // it was verified with.
+//
+// The descriptor is shared: the Passthroughs of one entry, and the entry
+// itself between them for as long as its data file stays open (roFile), so
+// that opening a file again costs one fstat rather than an open, stats and a
+// close.
 type Passthrough struct {
 	c    *Cache
 	e    *entry
-	f    *os.File
+	ro   *roFile
+	fd   int
 	once sync.Once
 }
 
-// File returns the open cache file. It stays valid until Release.
-func (p *Passthrough) File() *os.File { return p.f }
+// roFile is a read-only descriptor of an entry's data file. Its references
+// are the entry's own (while entry.ro names it) and one per Passthrough;
+// refs is guarded by the entry's mu, and the descriptor is closed when it
+// reaches zero. The entry drops its reference whenever it closes its data
+// file (closeFileLocked: idle files past Options.MaxOpenFiles, removal,
+// Close), so kept descriptors are bounded as the open data files are, one
+// each, besides those of Passthroughs not yet released.
+type roFile struct {
+	fd   int
+	refs int
+}
 
-// Release closes the file and unpins the entry. Calling it again does
-// nothing.
+// unrefLocked drops one reference to r, closing the descriptor at the
+// last. The entry's mu is held for writing.
+func (r *roFile) unrefLocked() {
+	r.refs--
+	if r.refs == 0 {
+		_ = unix.Close(r.fd)
+		r.fd = -1
+	}
+}
+
+// dropROLocked drops the entry's reference to its read-only descriptor.
+// e.mu is held for writing.
+func (e *entry) dropROLocked() {
+	if e.ro != nil {
+		e.ro.unrefLocked()
+		e.ro = nil
+	}
+}
+
+// Fd returns the descriptor of the cache file, open for reading. It stays
+// valid until Release.
+func (p *Passthrough) Fd() int { return p.fd }
+
+// ReadAt reads from the cache file as io.ReaderAt does.
+func (p *Passthrough) ReadAt(b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pread(p.fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("cache: read passthrough file: %w", err)
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Release drops the handle's descriptor (closed once nothing shares it) and
+// unpins the entry. Calling it again does nothing. It reports no error: a
+// read-only descriptor has nothing to lose at close.
 func (p *Passthrough) Release() error {
-	var err error
 	p.once.Do(func() {
-		err = p.f.Close()
 		e := p.e
 		e.mu.Lock()
+		p.ro.unrefLocked()
 		e.pins--
 		if e.removed && e.pins == 0 {
 			p.c.used.Add(-e.dataAlloc)
@@ -36,11 +95,8 @@ func (p *Passthrough) Release() error {
 		}
 		e.mu.Unlock()
 		p.c.touchAll(e)
-		if err != nil {
-			err = fmt.Errorf("cache: release passthrough file: %w", err)
-		}
 	})
-	return err
+	return nil
 }
 
 // OpenComplete returns the cache file of (key, size) for passthrough reads if
@@ -50,6 +106,10 @@ func (p *Passthrough) Release() error {
 // and counted, and OpenComplete then reports false. ok is false, with a nil
 // error, whenever the file is not wholly cached; the caller then reads
 // through ReadAt. The caller must Release the returned Passthrough.
+//
+// A file opened before, whose descriptor the entry kept, costs one fstat of
+// that descriptor: it shows any change made to the data file since its
+// blocks were verified.
 func (c *Cache) OpenComplete(key Key, size int64) (p *Passthrough, ok bool, err error) {
 	if err := c.begin(); err != nil {
 		return nil, false, err
@@ -62,20 +122,20 @@ func (c *Cache) OpenComplete(key Key, size int64) (p *Passthrough, ok bool, err 
 	if e == nil {
 		return nil, false, nil
 	}
-	for attempt := 0; attempt < 3; attempt++ {
+	// Every block verified and the file unchanged since: nothing to verify.
+	p, ok, err = c.pin(e)
+	for attempt := 0; !ok && err == nil && attempt < 3; attempt++ {
 		if !c.verifyAll(e) {
 			return nil, false, nil
 		}
-		p, ok, err := c.pin(e)
-		if ok || err != nil {
-			if ok {
-				c.st.passthrus.Add(1)
-				c.touchAll(e)
-			}
-			return p, ok, err
-		}
+		p, ok, err = c.pin(e)
 	}
-	return nil, false, nil
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	c.st.passthrus.Add(1)
+	c.touchAll(e)
+	return p, true, nil
 }
 
 // verifyAll verifies every block of e that needs it, one block per lock hold
@@ -109,32 +169,44 @@ func (c *Cache) verifyAll(e *entry) bool {
 	return true
 }
 
-// pin opens the data file read-only and pins e, if e is still whole,
-// verified and unchanged. ok false with a nil error means "verify again".
+// pin pins e and returns a Passthrough on its read-only descriptor (the
+// one the entry kept, else one opened now), if e is whole, every block is
+// verified and the descriptor's file is the one verified, unchanged (its
+// stat is e.stat). ok false with a nil error means "verify again".
 func (c *Cache) pin(e *entry) (*Passthrough, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.removed || e.count != e.nblocks || e.f == nil {
 		return nil, false, nil
 	}
-	c.checkStatLocked(e)
 	for b := int64(0); b < e.nblocks; b++ {
 		if !e.verified.get(b) {
 			return nil, false, nil
 		}
 	}
-	f, err := os.Open(c.dataPath(e.id))
-	if err != nil {
-		return nil, false, fmt.Errorf("cache: open for passthrough: %w", err)
+	if ro := e.ro; ro != nil {
+		st, err := statFd(ro.fd)
+		if err != nil || !st.same(e.stat) {
+			// Changed since it was verified: verify again, and open anew.
+			e.dropROLocked()
+			return nil, false, nil
+		}
+	} else {
+		fd, err := openReadOnly(c.dataPath(e.id))
+		if err != nil {
+			return nil, false, fmt.Errorf("cache: open for passthrough: %w", err)
+		}
+		st, err := statFd(fd)
+		if err != nil || !st.same(e.stat) {
+			// Replaced or changed since it was verified.
+			_ = unix.Close(fd)
+			return nil, false, err
+		}
+		e.ro = &roFile{fd: fd, refs: 1}
 	}
-	st, err := statFile(f)
-	if err != nil || !st.same(e.stat) {
-		// Replaced between the check and the open.
-		f.Close()
-		return nil, false, err
-	}
+	e.ro.refs++
 	e.pins++
-	return &Passthrough{c: c, e: e, f: f}, true, nil
+	return &Passthrough{c: c, e: e, ro: e.ro, fd: e.ro.fd}, true, nil
 }
 
 // touchAll moves every block of e to the front of the LRU: reads through a

@@ -83,8 +83,8 @@ func TestEmptyFile(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("OpenComplete of an empty file: ok=%v err=%v", ok, err)
 	}
-	if st, _ := p.File().Stat(); st.Size() != 0 {
-		t.Fatalf("size %d", st.Size())
+	if st, _ := statFd(p.Fd()); st.size != 0 {
+		t.Fatalf("size %d", st.size)
 	}
 	p.Release()
 }

@@ -44,6 +44,28 @@ func statFile(f *os.File) (fileStat, error) {
 	return fromStat(&st), nil
 }
 
+// statFd is statFile of a bare descriptor.
+func statFd(fd int) (fileStat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileStat{}, fmt.Errorf("cache: fstat: %w", err)
+	}
+	return fromStat(&st), nil
+}
+
+// openReadOnly opens path for reading, close-on-exec, as a bare descriptor:
+// an os.File would also try to register it with the runtime's poller, a
+// system call that a regular file always refuses.
+func openReadOnly(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
 func statPath(path string) (fileStat, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {

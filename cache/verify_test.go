@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -57,7 +59,7 @@ func TestCorruptBlockOpenComplete(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("OpenComplete: ok=%v err=%v", ok, err)
 	}
-	checkFile(t, p.File(), src.data)
+	checkFile(t, p, src.data)
 	if err := p.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestCorruptBlockOpenComplete(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("OpenComplete after refetch: ok=%v err=%v", ok, err)
 	}
-	checkFile(t, p.File(), src.data)
+	checkFile(t, p, src.data)
 	p.Release()
 	if st := c.Stats(); st.Passthroughs != 2 {
 		t.Fatalf("Passthroughs = %d, want 2", st.Passthroughs)
@@ -177,7 +179,7 @@ func flipInPlace(t *testing.T, path string, off int64) {
 	os.Chtimes(path, info.ModTime(), info.ModTime())
 }
 
-func checkFile(t *testing.T, f *os.File, want []byte) {
+func checkFile(t *testing.T, f io.ReaderAt, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want)+1)
 	n, err := f.ReadAt(got, 0)
@@ -200,11 +202,60 @@ func TestReleaseAfterClose(t *testing.T) {
 		t.Fatalf("ok=%v err=%v", ok, err)
 	}
 	closeCache(t, c)
-	checkFile(t, p.File(), src.data)
+	checkFile(t, p, src.data)
 	if err := p.Release(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := c.OpenComplete(key, size); err != ErrClosed {
 		t.Fatalf("OpenComplete after Close: err = %v", err)
+	}
+}
+
+// TestOpenCompleteKeepsDescriptor checks that the opens of a wholly cached
+// file share one read-only descriptor, which the entry keeps between them,
+// and that dropping the entry closes it once its last Passthrough is
+// released.
+func TestOpenCompleteKeepsDescriptor(t *testing.T) {
+	c := openCache(t, t.TempDir(), Options{})
+	defer closeCache(t, c)
+	size := int64(2*testBS + 10)
+	src := newSource(33, int(size))
+	key := Key{Path: "/kept"}
+	readAll(t, c, key, src, 5000)
+	open := func() *Passthrough {
+		t.Helper()
+		p, ok, err := c.OpenComplete(key, size)
+		if err != nil || !ok {
+			t.Fatalf("OpenComplete: ok=%v err=%v", ok, err)
+		}
+		checkFile(t, p, src.data)
+		return p
+	}
+	p1, p2 := open(), open()
+	fd := p1.Fd()
+	if p2.Fd() != fd {
+		t.Fatalf("two opens: descriptors %d and %d, want one shared", fd, p2.Fd())
+	}
+	p1.Release()
+	p2.Release()
+	p3 := open()
+	if p3.Fd() != fd {
+		t.Fatalf("open after release: descriptor %d, want the kept %d", p3.Fd(), fd)
+	}
+	data := dataFile(c, key, size)
+	openOn := func() bool {
+		link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		return err == nil && strings.HasPrefix(link, data)
+	}
+	if _, err := c.DropMatching(func(Key) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !openOn() {
+		t.Fatalf("dropping the entry closed the descriptor of a Passthrough not released")
+	}
+	checkFile(t, p3, src.data)
+	p3.Release()
+	if openOn() {
+		t.Fatalf("descriptor %d still open on the dropped data file", fd)
 	}
 }

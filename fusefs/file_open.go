@@ -84,7 +84,7 @@ func (h ptHandle) PassthroughFd() (int, bool) {
 	if h.pt == nil {
 		return 0, false
 	}
-	return int(h.pt.File().Fd()), true
+	return h.pt.Fd(), true
 }
 
 // offered is what go-fuse gets for h: a direct I/O handle opened next to

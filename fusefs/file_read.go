@@ -52,7 +52,7 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		}
 	}
 	if h.pt != nil {
-		m, err := h.pt.File().ReadAt(dest, off)
+		m, err := h.pt.ReadAt(dest, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, toErrno(err)
 		}
