@@ -59,6 +59,11 @@
 //     disk, which verification catches. Close syncs everything.
 //   - A full disk does not make the cache evict: it bypasses. Set Capacity
 //     below the free space of the filesystem to cache well.
+//   - The passthrough opens of an entry share one read-only descriptor of
+//     its data file, which the entry keeps between them while the data file
+//     stays open (roFile): opening a wholly cached file again costs one
+//     fstat of it, which still shows any change made to the data file since
+//     its blocks were verified. Its reference count is guarded by entry.mu.
 //
 // Lock order (a lock may be taken while holding those above it, never the
 // reverse):
@@ -145,7 +150,9 @@ type Options struct {
 	// MaxBackgroundLoads bounds the concurrent read-ahead loads of the cache.
 	MaxBackgroundLoads int
 	// MaxOpenFiles bounds the data files the cache keeps open (files handed
-	// out by OpenComplete are not counted).
+	// out by OpenComplete are not counted). Each may also keep the read-only
+	// descriptor its passthrough opens share, so the cache holds up to twice
+	// as many descriptors, besides those of Passthroughs not yet released.
 	MaxOpenFiles int
 	// HotBlocks is how many of the blocks loaded last stay in memory, so that
 	// the reads they were loaded for copy them from there instead of reading
