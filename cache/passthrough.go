@@ -135,6 +135,10 @@ func (c *Cache) OpenComplete(key Key, size int64) (p *Passthrough, ok bool, err 
 	}
 	c.st.passthrus.Add(1)
 	c.touchAll(e)
+	// A scan that only opens wholly cached files never reads through the
+	// cache, which is where idle data files are otherwise closed: keep them
+	// (and the descriptors kept with them) within Options.MaxOpenFiles here.
+	c.closeIdleFiles()
 	return p, true, nil
 }
 

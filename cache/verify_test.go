@@ -259,3 +259,32 @@ func TestOpenCompleteKeepsDescriptor(t *testing.T) {
 		t.Fatalf("descriptor %d still open on the dropped data file", fd)
 	}
 }
+
+// TestPassthroughScanBoundsOpenFiles opens more wholly cached files than
+// Options.MaxOpenFiles by passthrough alone, again and again: the data files
+// and descriptors the cache keeps stay within the bound, and every open
+// still reads its file's content.
+func TestPassthroughScanBoundsOpenFiles(t *testing.T) {
+	const max = 3
+	c := openCache(t, t.TempDir(), Options{MaxOpenFiles: max})
+	defer closeCache(t, c)
+	size := int64(testBS + 10)
+	srcs := make([]*source, 10)
+	for i := range srcs {
+		srcs[i] = newSource(uint64(40+i), int(size))
+		readAll(t, c, Key{Path: fmt.Sprintf("/scan/%d", i)}, srcs[i], 5000)
+	}
+	for round := 0; round < 3; round++ {
+		for i, src := range srcs {
+			p, ok, err := c.OpenComplete(Key{Path: fmt.Sprintf("/scan/%d", i)}, size)
+			if err != nil || !ok {
+				t.Fatalf("round %d, file %d: OpenComplete: ok=%v err=%v", round, i, ok, err)
+			}
+			checkFile(t, p, src.data)
+			p.Release()
+			if n := c.nOpen.Load(); n > max {
+				t.Fatalf("round %d, file %d: %d data files open, bound %d", round, i, n, max)
+			}
+		}
+	}
+}
