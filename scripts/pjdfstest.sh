@@ -29,7 +29,8 @@
 #   PJDFSTEST_JOBS     test files run at once (default 8: the suite mostly
 #                      sleeps, waiting for the clock to move on)
 #   PJDFSTEST_LOG      where prove's verbose output goes (default
-#                      last-run-KNOWN.log in the build directory; printed)
+#                      run-KNOWN-PID.log in the build directory, so that runs at
+#                      the same time keep apart; printed)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -97,7 +98,7 @@ fi
 # directory. It is removed afterwards when it can be.
 work=$(mktemp -d "$mnt/pjdfstest.XXXXXX")
 chmod 0755 "$work"
-log=${PJDFSTEST_LOG:-$build/last-run-$(basename "$known" .txt).log}
+log=${PJDFSTEST_LOG:-$build/run-$(basename "$known" .txt)-$$.log}
 echo "pjdfstest: running in $work (verbose output in $log)"
 start=$SECONDS
 set +e
