@@ -40,19 +40,25 @@ func TestPJDFSTest(t *testing.T) {
 		c.mustCLI(append([]string{"mount", "/posix"}, s3MountArgs(srv, srv.Bucket(t), "posix")...)...)
 		h := newHost(t, c, "s3", "/posix", "")
 		h.start()
-		runPJDFSTest(t, h, "scripts/pjdfstest-known-s3.txt")
+		// Some listed S3 failures are checks of ctime right after a file's
+		// create and close, which pass in runs where the two stats fall on the
+		// same side of the close's record: on S3, a listed test that passes is
+		// reported, not a failure. An unlisted failure still fails.
+		runPJDFSTest(t, h, "scripts/pjdfstest-known-s3.txt", "PJDFSTEST_LISTED_PASSES=report")
 	})
 }
 
 // runPJDFSTest runs scripts/pjdfstest.sh on h's mount with the known-failures
-// file known (relative to the repository root), logging its output line by
-// line, and fails the test if the script does.
-func runPJDFSTest(t *testing.T, h *host, known string) {
+// file known (relative to the repository root) and env added to its
+// environment, logging its output line by line, and fails the test if the
+// script does.
+func runPJDFSTest(t *testing.T, h *host, known string, env ...string) {
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(repo, "scripts", "pjdfstest.sh"), h.mnt, filepath.Join(repo, known))
+	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	done := make(chan struct{})
