@@ -27,14 +27,16 @@ func TestPJDFSTest(t *testing.T) {
 	needMountd(t)
 	t.Run("local", func(t *testing.T) {
 		t.Parallel()
+		sum := summaryLast(t)
 		c := newCluster(t, 3)
 		addLocalMount(t, c, "/posix", nil)
 		h := newHost(t, c, "local", "/posix", "")
 		h.start()
-		runPJDFSTest(t, h, "scripts/pjdfstest-known-local.txt")
+		runPJDFSTest(t, h, sum, "scripts/pjdfstest-known-local.txt")
 	})
 	t.Run("s3", func(t *testing.T) {
 		t.Parallel()
+		sum := summaryLast(t)
 		srv := miniotest.Start(t)
 		c := newCluster(t, 3)
 		c.mustCLI(append([]string{"mount", "/posix"}, s3MountArgs(srv, srv.Bucket(t), "posix")...)...)
@@ -44,15 +46,30 @@ func TestPJDFSTest(t *testing.T) {
 		// create and close, which pass in runs where the two stats fall on the
 		// same side of the close's record: on S3, a listed test that passes is
 		// reported, not a failure. An unlisted failure still fails.
-		runPJDFSTest(t, h, "scripts/pjdfstest-known-s3.txt", "PJDFSTEST_LISTED_PASSES=report")
+		runPJDFSTest(t, h, sum, "scripts/pjdfstest-known-s3.txt", "PJDFSTEST_LISTED_PASSES=report")
 	})
+}
+
+// summaryLast returns where runPJDFSTest keeps the script's summary lines and
+// has them logged once more at the very end of a failed test, after the
+// masters' logs the cluster prints, so that they are what a reader of the
+// output's tail sees. Call it before the cluster is made: cleanups run last
+// registered first.
+func summaryLast(t *testing.T) *[]string {
+	var lines []string
+	t.Cleanup(func() {
+		if t.Failed() && len(lines) > 0 {
+			t.Logf("pjdfstest summary:\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	return &lines
 }
 
 // runPJDFSTest runs scripts/pjdfstest.sh on h's mount with the known-failures
 // file known (relative to the repository root) and env added to its
-// environment, logging its output line by line, and fails the test if the
-// script does.
-func runPJDFSTest(t *testing.T, h *host, known string, env ...string) {
+// environment, logging its output line by line and keeping its summary lines
+// (those it prints itself) in sum, and fails the test if the script does.
+func runPJDFSTest(t *testing.T, h *host, sum *[]string, known string, env ...string) {
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +83,11 @@ func runPJDFSTest(t *testing.T, h *host, known string, env ...string) {
 		defer close(done)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			t.Log(sc.Text())
+			line := sc.Text()
+			t.Log(line)
+			if strings.HasPrefix(line, "pjdfstest:") || strings.HasPrefix(line, "  ") {
+				*sum = append(*sum, line)
+			}
 		}
 	}()
 	err = cmd.Run()
