@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -158,33 +159,70 @@ func (m *benchMount) passthroughOpens() float64 {
 }
 
 // profile starts a CPU profile of mountd for d (at least a second), written
-// to file, and returns a channel closed when it is done. It does nothing
-// and returns nil when file is empty.
+// to file, and an allocation profile of the same span, written to
+// file.allocs, and returns a channel closed when both are done. It does
+// nothing and returns nil when file is empty.
 func (m *benchMount) profile(tb testing.TB, file string, d time.Duration) chan struct{} {
 	if file == "" {
 		return nil
 	}
 	done := make(chan struct{})
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", m.admin, max(1, int(d.Seconds())))
+	secs := max(1, int(d.Seconds()))
+	var wg sync.WaitGroup
+	for _, p := range []struct{ kind, out string }{{"profile", file}, {"allocs", file + ".allocs"}} {
+		url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", m.admin, p.kind, secs)
+		wg.Go(func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				tb.Logf("profile: %v", err)
+				return
+			}
+			defer resp.Body.Close()
+			out, err := os.Create(p.out)
+			if err != nil {
+				tb.Logf("profile: %v", err)
+				return
+			}
+			defer out.Close()
+			if _, err := io.Copy(out, resp.Body); err != nil {
+				tb.Logf("profile: %v", err)
+			}
+		})
+	}
 	go func() {
-		defer close(done)
-		resp, err := http.Get(url)
-		if err != nil {
-			tb.Logf("profile: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		out, err := os.Create(file)
-		if err != nil {
-			tb.Logf("profile: %v", err)
-			return
-		}
-		defer out.Close()
-		if _, err := io.Copy(out, resp.Body); err != nil {
-			tb.Logf("profile: %v", err)
-		}
+		wg.Wait()
+		close(done)
 	}()
 	return done
+}
+
+// resetPeakRSS starts a new measure of mountd's peak resident memory
+// (clear_refs 5 resets VmHWM).
+func (m *benchMount) resetPeakRSS() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", m.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// peakRSS returns mountd's peak resident memory (VmHWM) since it started or
+// since the last resetPeakRSS, or 0 when it cannot be read.
+func (m *benchMount) peakRSS() int64 {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(st)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 // opLatencies returns the mean latency and count of each FUSE operation

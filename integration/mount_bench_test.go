@@ -45,7 +45,8 @@ const (
 
 // benchProfileEnv names a file to write a CPU profile of mountd to, taken
 // during the last cold read of BenchmarkMountData (for as long as the
-// previous one took); FILE.write gets one of the last write.
+// previous one took), FILE.allocs an allocation profile of the same span;
+// FILE.write and FILE.write.allocs get those of the last write.
 const benchProfileEnv = "SKYFS_BENCH_PROFILE"
 
 // benchFilesEnv sets how many files BenchmarkMountMeta creates, stats and
@@ -125,6 +126,7 @@ func BenchmarkMountData(b *testing.B) {
 
 	b.Run("seq-read-cold", func(b *testing.B) {
 		var get, ranged, lb, sky []time.Duration
+		var rss int64
 		for i := 0; b.Loop(); i++ {
 			interleave(i,
 				func() {
@@ -148,11 +150,13 @@ func BenchmarkMountData(b *testing.B) {
 						profiled = m.profile(b, os.Getenv(benchProfileEnv), sky[len(sky)-1])
 					}
 					sky = append(sky, readSeq(b, big, size, true))
+					rss = max(rss, m.peakRSS())
 					if profiled != nil {
 						<-profiled
 					}
 				})
 		}
+		b.ReportMetric(float64(rss)/(1<<20), "mountd-peak-RSS-MiB")
 		g, l, s := mbps(size, median(get)), mbps(size, median(lb)), mbps(size, median(sky))
 		b.ReportMetric(s, "MB/s")
 		b.ReportMetric(g, "get-MB/s")
@@ -246,6 +250,7 @@ func BenchmarkMountData(b *testing.B) {
 	b.Run("seq-write", func(b *testing.B) {
 		m.ensureStarted()
 		var base, sky []time.Duration
+		var rss int64
 		for i := 0; b.Loop(); i++ {
 			interleave(i,
 				func() {
@@ -264,7 +269,9 @@ func BenchmarkMountData(b *testing.B) {
 					if len(sky) > 0 && os.Getenv(benchProfileEnv) != "" {
 						profiled = m.profile(b, os.Getenv(benchProfileEnv)+".write", sky[len(sky)-1])
 					}
+					m.resetPeakRSS()
 					sky = append(sky, writeSeq(b, p, data))
+					rss = max(rss, m.peakRSS())
 					if profiled != nil {
 						<-profiled
 					}
@@ -275,6 +282,7 @@ func BenchmarkMountData(b *testing.B) {
 		}
 		p, s := mbps(size, median(base)), mbps(size, median(sky))
 		reportAgainst(b, "MB/s", s, "put", p)
+		b.ReportMetric(float64(rss)/(1<<20), "mountd-peak-RSS-MiB")
 	})
 }
 
