@@ -48,6 +48,16 @@
 // flight). A Reader tracks sequential access for one open handle and starts a
 // bounded number of background loads of the following blocks.
 //
+// Loaded blocks live in buffers of a pool (blockBuf), shared by reference
+// between the load, the hot blocks, the store queue and the reads that serve
+// them: Reader.Read hands them out without copying, and a buffer goes back to
+// the pool when its last holder lets go. A loaded block is written to its
+// cache file off the reader's path, by store workers fed through a bounded
+// queue (Options.StoreQueue); a block that finds the queue full is not
+// cached (Stats.StoreDrops), so a disk that falls behind never slows a read.
+// Until its store is done or dropped the block's load stays registered, so
+// nobody loads it again meanwhile.
+//
 // Decisions worth knowing:
 //
 //   - The LRU is per block, in memory. Only each entry's last access time is
@@ -102,7 +112,11 @@ const (
 	DefaultReadAheadBlocks    = 16
 	DefaultMaxBackgroundLoads = 16
 	DefaultMaxOpenFiles       = 256
+	DefaultStoreQueue         = 8
 )
+
+// storeWorkers is how many goroutines write queued blocks to cache files.
+const storeWorkers = 2
 
 // Errors returned by the cache.
 var (
@@ -129,11 +143,13 @@ type Key struct {
 	Fingerprint string
 }
 
-// A Loader fetches length bytes at off of the UFS file. The cache asks for
-// whole blocks (the last one may be short). It must return exactly length
-// bytes, may be called concurrently and after the read that supplied it has
-// returned (read-ahead), and must not retain or modify the slice it returns.
-type Loader func(ctx context.Context, off, length int64) ([]byte, error)
+// A Loader fills dst with the bytes at off of the UFS file and returns how
+// many it read: len(dst), unless the file is shorter (the cache then fails
+// the read with ErrShortLoad). The cache asks for whole blocks (the last
+// one may be short), into buffers of its pool. A Loader may be called
+// concurrently and after the read that supplied it has returned
+// (read-ahead), and must not retain dst.
+type Loader func(ctx context.Context, off int64, dst []byte) (int, error)
 
 // Options configure a Cache. Capacity is required; zero fields take defaults.
 type Options struct {
@@ -159,6 +175,12 @@ type Options struct {
 	// back what was just stored. Zero is ReadAheadBlocks+4; negative keeps
 	// none. Memory: HotBlocks × BlockSize at most.
 	HotBlocks int
+	// StoreQueue is how many loaded blocks may wait to be written to their
+	// cache files. A block loaded while the queue is full is not stored
+	// (Stats.StoreDrops): a read is never slowed by a disk that falls
+	// behind. Zero is DefaultStoreQueue. Memory: StoreQueue × BlockSize at
+	// most.
+	StoreQueue int
 }
 
 // Stats are cumulative counters since Open, plus the current usage.
@@ -173,6 +195,7 @@ type Stats struct {
 	Evictions      uint64 // blocks evicted to make room
 	CorruptBlocks  uint64 // blocks that failed verification and were dropped
 	Bypasses       uint64 // loaded blocks that could not be stored
+	StoreDrops     uint64 // loaded blocks not stored because the store queue was full
 	Passthroughs   uint64 // files handed out by OpenComplete
 	Used           int64  // bytes allocated under the directory, as accounted
 	Capacity       int64
@@ -185,6 +208,7 @@ type counters struct {
 	hits, hotHits, misses, loaderCalls      atomic.Uint64
 	readAheads                              atomic.Uint64
 	evictions, corrupt, bypasses, passthrus atomic.Uint64
+	storeDrops                              atomic.Uint64
 	bytesFromCache, bytesLoaded             atomic.Int64
 }
 
@@ -227,6 +251,16 @@ type Cache struct {
 	bufs sync.Pool // *[]byte of BlockSize
 	st   counters
 
+	storeQ  chan storeJob // loaded blocks to store (queueStore, storeWorker)
+	storeWG sync.WaitGroup
+
+	// beforeStore, when set, runs before each queued store; tests use it
+	// to make the disk slow. storeInline makes the reader that loaded a
+	// block store it before returning, without the queue (tests written
+	// for that order).
+	beforeStore func()
+	storeInline bool
+
 	// writeAt writes block data to a data file; tests replace it to inject
 	// failures.
 	writeAt func(f *os.File, p []byte, off int64) (int, error)
@@ -253,6 +287,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if opts.HotBlocks == 0 {
 		opts.HotBlocks = max(0, opts.ReadAheadBlocks) + 4
 	}
+	if opts.StoreQueue <= 0 {
+		opts.StoreQueue = DefaultStoreQueue
+	}
 	if opts.Capacity <= 0 {
 		return nil, fmt.Errorf("%w: capacity %d", ErrInvalidOptions, opts.Capacity)
 	}
@@ -273,6 +310,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		entries: make(map[string]*entry),
 		flights: make(map[flightKey]*flight),
 		bgSem:   make(chan struct{}, opts.MaxBackgroundLoads),
+		storeQ:  make(chan storeJob, opts.StoreQueue),
 		writeAt: func(f *os.File, p []byte, off int64) (int, error) { return f.WriteAt(p, off) },
 	}
 	c.lru.init()
@@ -285,6 +323,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.bgCancel()
 		lock.Close()
 		return nil, err
+	}
+	for range storeWorkers {
+		c.storeWG.Add(1)
+		go c.storeWorker()
 	}
 	// A capacity lowered since the last run takes effect now.
 	c.trim()
@@ -306,6 +348,9 @@ func (c *Cache) Close() error {
 	c.bgCancel()
 	c.ops.Wait()
 	c.bg.Wait()
+	// Nothing queues a store any more: store what is queued.
+	close(c.storeQ)
+	c.storeWG.Wait()
 
 	c.mu.Lock()
 	entries := make([]*entry, 0, len(c.entries))
@@ -369,6 +414,7 @@ func (c *Cache) Stats() Stats {
 		Evictions:      c.st.evictions.Load(),
 		CorruptBlocks:  c.st.corrupt.Load(),
 		Bypasses:       c.st.bypasses.Load(),
+		StoreDrops:     c.st.storeDrops.Load(),
 		Passthroughs:   c.st.passthrus.Load(),
 		Used:           c.used.Load(),
 		Capacity:       c.opts.Capacity,
@@ -483,6 +529,3 @@ func (c *Cache) refreshDirUsage() {
 	old := c.dirBytes.Swap(st.alloc)
 	c.used.Add(st.alloc - old)
 }
-
-func (c *Cache) getBuf() *[]byte  { return c.bufs.Get().(*[]byte) }
-func (c *Cache) putBuf(b *[]byte) { c.bufs.Put(b) }

@@ -12,7 +12,8 @@ import (
 // for the store. Bytes served from here are the loader's, like those of a
 // bypass, so they need no verification. Eviction is in load order: a block
 // is hot because it was just loaded, not because it is read often (the
-// kernel's page cache keeps what is read often).
+// kernel's page cache keeps what is read often). Each hot block holds a
+// reference to its buffer (blockBuf).
 type hotBlocks struct {
 	max int // blocks kept; 0 disables
 
@@ -22,8 +23,8 @@ type hotBlocks struct {
 }
 
 type hotBlock struct {
-	k    flightKey
-	data []byte
+	k  flightKey
+	bb *blockBuf
 }
 
 func (h *hotBlocks) init(max int) {
@@ -32,9 +33,9 @@ func (h *hotBlocks) init(max int) {
 	h.l.Init()
 }
 
-// put keeps data, block b of e as the loader returned it, dropping the
-// oldest block beyond max.
-func (h *hotBlocks) put(e *entry, b int64, data []byte) {
+// put keeps bb, block b of e as the loader returned it, dropping the
+// oldest block beyond max. It takes a reference of its own on bb.
+func (h *hotBlocks) put(e *entry, b int64, bb *blockBuf) {
 	if h.max <= 0 {
 		return
 	}
@@ -45,7 +46,7 @@ func (h *hotBlocks) put(e *entry, b int64, data []byte) {
 		h.l.MoveToFront(el)
 		return
 	}
-	h.m[k] = h.l.PushFront(&hotBlock{k: k, data: data})
+	h.m[k] = h.l.PushFront(&hotBlock{k: k, bb: bb.ref()})
 	for h.l.Len() > h.max {
 		h.removeLocked(h.l.Back())
 	}
@@ -53,22 +54,24 @@ func (h *hotBlocks) put(e *entry, b int64, data []byte) {
 
 // removeLocked forgets the block at el. h.mu must be held.
 func (h *hotBlocks) removeLocked(el *list.Element) {
-	delete(h.m, h.l.Remove(el).(*hotBlock).k)
+	hb := h.l.Remove(el).(*hotBlock)
+	delete(h.m, hb.k)
+	hb.bb.unref()
 }
 
-// read copies the bytes at bOff of block b of e into dst if the block is hot.
-func (h *hotBlocks) read(e *entry, b, bOff int64, dst []byte) bool {
+// get returns block b of e with a reference for the caller if it is hot,
+// else nil.
+func (h *hotBlocks) get(e *entry, b int64) *blockBuf {
 	if h.max <= 0 {
-		return false
+		return nil
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	el, ok := h.m[flightKey{e, b}]
 	if !ok {
-		return false
+		return nil
 	}
-	copy(dst, el.Value.(*hotBlock).data[bOff:])
-	return true
+	return el.Value.(*hotBlock).bb.ref()
 }
 
 // drop forgets block b of e.

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -205,6 +206,9 @@ func TestRestartAfterProcessDeath(t *testing.T) {
 		}
 		src := newSource(80, 4*testBS)
 		readAll(t, c, Key{Path: "/died"}, src, testBS)
+		if err := c.Settle(context.Background()); err != nil {
+			os.Exit(3)
+		}
 		os.Exit(0) // no Close
 	}
 	dir := t.TempDir()

@@ -26,11 +26,65 @@ func (c *Cache) ReadAt(ctx context.Context, key Key, size int64, p []byte, off i
 }
 
 func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, load Loader) (int, error) {
+	var res Result
+	err := c.readEntryInto(ctx, e, p, off, load, &res)
+	n := res.N
+	if len(res.bufs) > 0 {
+		// Copy the bytes served from memory into p.
+		pos := 0
+		for _, s := range res.Slices {
+			if len(s) > 0 && &s[0] != &p[pos] {
+				copy(p[pos:], s)
+			}
+			pos += len(s)
+		}
+	}
+	res.Release()
+	return n, err
+}
+
+// A Result is the bytes of one read: slices of the caller's buffer (bytes
+// read from a cache file) and of loaded blocks held in memory (by
+// reference, not copied), in order, N bytes in all. The slices stay valid
+// until Release.
+type Result struct {
+	Slices [][]byte
+	N      int
+	bufs   []*blockBuf
+}
+
+// Release drops the result's references to loaded blocks. The slices must
+// not be used afterwards. It is safe to call more than once.
+func (r *Result) Release() {
+	for _, bb := range r.bufs {
+		bb.unref()
+	}
+	r.bufs = nil
+	r.Slices = nil
+}
+
+// Bytes returns the result's bytes as one slice: its only slice, or the
+// slices copied into buf (which must hold N bytes).
+func (r *Result) Bytes(buf []byte) []byte {
+	if len(r.Slices) == 1 {
+		return r.Slices[0]
+	}
+	n := 0
+	for _, s := range r.Slices {
+		n += copy(buf[n:], s)
+	}
+	return buf[:n]
+}
+
+// readEntryInto reads len(p) bytes at off into res: blocks held in memory
+// by reference, blocks read from a cache file into p. On error res holds
+// the bytes before the failing block.
+func (c *Cache) readEntryInto(ctx context.Context, e *entry, p []byte, off int64, load Loader, res *Result) error {
 	if off < 0 {
-		return 0, fmt.Errorf("%w: offset %d", ErrInvalidArgument, off)
+		return fmt.Errorf("%w: offset %d", ErrInvalidArgument, off)
 	}
 	if off >= e.size {
-		return 0, io.EOF
+		return io.EOF
 	}
 	want := p
 	if int64(len(p)) > e.size-off {
@@ -42,42 +96,53 @@ func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, lo
 		b := pos / e.bs
 		bOff := pos - b*e.bs
 		m := int(min(int64(len(want)-n), e.blockLen(b)-bOff))
-		if err := c.readBlock(ctx, e, b, bOff, want[n:n+m], load); err != nil {
-			return n, err
+		bb, err := c.readBlock(ctx, e, b, bOff, want[n:n+m], load)
+		if err != nil {
+			return err
+		}
+		if bb != nil {
+			res.bufs = append(res.bufs, bb)
+			res.Slices = append(res.Slices, bb.b[bOff:bOff+int64(m)])
+		} else {
+			res.Slices = append(res.Slices, want[n:n+m])
 		}
 		n += m
+		res.N = n
 	}
 	c.closeIdleFiles()
 	if len(want) < len(p) {
-		return n, io.EOF
+		return io.EOF
 	}
-	return n, nil
+	return nil
 }
 
-// readBlock fills dst with the bytes at bOff of block b.
-func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader) error {
+// readBlock serves the bytes at bOff of block b, len(dst) of them: from a
+// loaded block in memory, returned with a reference for the caller, or
+// read from the cache file into dst (nil is returned).
+func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader) (*blockBuf, error) {
 	for attempt := 0; ; attempt++ {
-		hot := c.hot.read(e, b, bOff, dst)
-		if hot || c.readCached(e, b, bOff, dst) {
-			if hot {
-				c.st.hotHits.Add(1)
-			}
+		if bb := c.hot.get(e, b); bb != nil {
+			c.st.hotHits.Add(1)
 			c.st.hits.Add(1)
 			c.st.bytesFromCache.Add(int64(len(dst)))
-			return nil
+			return bb, nil
+		}
+		if c.readCached(e, b, bOff, dst) {
+			c.st.hits.Add(1)
+			c.st.bytesFromCache.Add(int64(len(dst)))
+			return nil, nil
 		}
 		// The block may have been stored between the check and the load;
 		// after a few rounds, load regardless.
-		data, err := c.fetch(ctx, e, b, load, attempt >= 2)
+		bb, err := c.fetch(ctx, e, b, load, attempt >= 2)
 		if errors.Is(err, errPresent) {
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.st.misses.Add(1)
-		copy(dst, data[bOff:])
-		return nil
+		return bb, nil
 	}
 }
 
@@ -171,67 +236,82 @@ type flightKey struct {
 	b int64
 }
 
-// flight is one load in progress; data and err are set before done closes.
+// flight is one load in progress into buf, which the flight holds a
+// reference to while it is registered; err is set before done closes.
 // settled closes once the flight is gone from Cache.flights: its block is
-// stored, bypassed or failed (Settle waits for it).
+// stored, dropped, bypassed or failed (Settle waits for it).
 type flight struct {
 	done    chan struct{}
 	settled chan struct{}
-	data    []byte
+	buf     *blockBuf
 	err     error
 }
 
-// fetch loads block b of e through load, storing it in the cache, with at
-// most one load per block in progress: concurrent callers wait for it. If
-// the leader's load failed because its context ended, a waiter whose context
-// is still live retries. Unless force is set, fetch returns errPresent when
+// fetch loads block b of e through load and queues it to be stored in the
+// cache, with at most one load per block in progress: concurrent callers
+// wait for it. It returns the block with a reference for the caller. If the
+// leader's load failed because its context ended, a waiter whose context is
+// still live retries. Unless force is set, fetch returns errPresent when
 // the block is in the cache.
-func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force bool) ([]byte, error) {
+func (c *Cache) fetch(ctx context.Context, e *entry, b int64, load Loader, force bool) (*blockBuf, error) {
 	k := flightKey{e, b}
 	for {
 		c.flightMu.Lock()
 		if f, ok := c.flights[k]; ok {
+			// The flight holds its reference while registered.
+			bb := f.buf.ref()
 			c.flightMu.Unlock()
 			c.flightWaiters.Add(1)
 			select {
 			case <-f.done:
 			case <-ctx.Done():
 				c.flightWaiters.Add(-1)
+				bb.unref()
 				return nil, fmt.Errorf("cache: wait for load: %w", ctx.Err())
 			}
 			c.flightWaiters.Add(-1)
-			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
-				continue
+			if f.err != nil {
+				bb.unref()
+				if isContextErr(f.err) && ctx.Err() == nil {
+					continue
+				}
+				return nil, f.err
 			}
-			return f.data, f.err
+			return bb, nil
 		}
-		f := &flight{done: make(chan struct{}), settled: make(chan struct{})}
+		f := &flight{done: make(chan struct{}), settled: make(chan struct{}), buf: c.getBlock(e.blockLen(b))}
 		c.flights[k] = f
 		c.flightMu.Unlock()
 
 		if !force && e.isPresent(b) {
 			f.err = errPresent
 		} else {
-			f.data, f.err = c.loadBlock(ctx, e, b, load)
+			f.err = c.loadBlock(ctx, e, b, load, f.buf.b)
+		}
+		if f.err != nil {
+			c.settle(k, f)
+			close(f.done)
+			f.buf.unref()
+			return nil, f.err
 		}
 		// The waiters have their data as soon as it is loaded; the flight
-		// stays registered until the block is stored, so that a reader
-		// coming meanwhile takes the loaded data too instead of loading the
-		// block again.
-		if f.err == nil {
-			c.hot.put(e, b, f.data)
-			close(f.done)
-			c.store(e, b, f.data)
-		}
-		c.flightMu.Lock()
-		delete(c.flights, k)
-		c.flightMu.Unlock()
-		if f.err != nil {
-			close(f.done)
-		}
-		close(f.settled)
-		return f.data, f.err
+		// stays registered until the block is stored (or the store
+		// dropped), so that a reader coming meanwhile takes the loaded
+		// data too instead of loading the block again.
+		c.hot.put(e, b, f.buf)
+		bb := f.buf.ref()
+		close(f.done)
+		c.queueStore(e, b, f)
+		return bb, nil
 	}
+}
+
+// settle unregisters flight f of k.
+func (c *Cache) settle(k flightKey, f *flight) {
+	c.flightMu.Lock()
+	delete(c.flights, k)
+	c.flightMu.Unlock()
+	close(f.settled)
 }
 
 func isContextErr(err error) bool {
@@ -251,19 +331,60 @@ func (e *entry) isPresent(b int64) bool {
 	return !e.removed && e.present.get(b)
 }
 
-// loadBlock calls the loader for block b.
-func (c *Cache) loadBlock(ctx context.Context, e *entry, b int64, load Loader) ([]byte, error) {
-	off, n := b*e.bs, e.blockLen(b)
+// loadBlock calls the loader for block b, into dst (the block's length).
+func (c *Cache) loadBlock(ctx context.Context, e *entry, b int64, load Loader, dst []byte) error {
+	off, n := b*e.bs, len(dst)
 	c.st.loaderCalls.Add(1)
-	data, err := load(ctx, off, n)
+	got, err := load(ctx, off, dst)
 	if err != nil {
-		return nil, fmt.Errorf("cache: load %q block %d: %w", e.key.Path, b, err)
+		return fmt.Errorf("cache: load %q block %d: %w", e.key.Path, b, err)
 	}
-	if int64(len(data)) < n {
-		return nil, fmt.Errorf("%w: %q block %d: got %d of %d bytes", ErrShortLoad, e.key.Path, b, len(data), n)
+	if got < n {
+		return fmt.Errorf("%w: %q block %d: got %d of %d bytes", ErrShortLoad, e.key.Path, b, got, n)
 	}
-	c.st.bytesLoaded.Add(n)
-	return data[:n], nil
+	c.st.bytesLoaded.Add(int64(n))
+	return nil
+}
+
+// storeJob is a loaded block waiting to be stored; it carries the flight's
+// reference to the block's buffer.
+type storeJob struct {
+	e *entry
+	b int64
+	f *flight
+}
+
+// queueStore hands the loaded block of flight f to the store workers, or,
+// when the queue is full (the disk falls behind the loads), drops it: the
+// block is then simply not cached, and Stats.StoreDrops counts it. Either
+// way the flight's reference and registration end with the store.
+func (c *Cache) queueStore(e *entry, b int64, f *flight) {
+	if c.storeInline {
+		c.store(e, b, f.buf.b)
+		c.settle(flightKey{e, b}, f)
+		f.buf.unref()
+		return
+	}
+	select {
+	case c.storeQ <- storeJob{e, b, f}:
+	default:
+		c.st.storeDrops.Add(1)
+		c.settle(flightKey{e, b}, f)
+		f.buf.unref()
+	}
+}
+
+// storeWorker stores queued blocks until the queue is closed.
+func (c *Cache) storeWorker() {
+	defer c.storeWG.Done()
+	for j := range c.storeQ {
+		if h := c.beforeStore; h != nil {
+			h()
+		}
+		c.store(j.e, j.b, j.f.buf.b)
+		c.settle(flightKey{j.e, j.b}, j.f)
+		j.f.buf.unref()
+	}
 }
 
 // store writes block b of e to the cache if there is room; otherwise, or if

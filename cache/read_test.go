@@ -101,7 +101,7 @@ func TestLoaderErrors(t *testing.T) {
 	}
 	src.err = nil
 	// A size larger than the UFS file makes the loader come up short.
-	short := func(ctx context.Context, off, n int64) ([]byte, error) { return make([]byte, n-1), nil }
+	short := func(ctx context.Context, off int64, dst []byte) (int, error) { return len(dst) - 1, nil }
 	if _, err := c.ReadAt(context.Background(), key, 2*testBS, make([]byte, 10), 0, short); !errors.Is(err, ErrShortLoad) {
 		t.Fatalf("err = %v, want ErrShortLoad", err)
 	}
@@ -193,9 +193,9 @@ func TestPut(t *testing.T) {
 	if err := c.Put(key, size, testBS, src.data[testBS:]); err != nil {
 		t.Fatal(err)
 	}
-	fail := func(ctx context.Context, off, n int64) ([]byte, error) {
+	fail := func(ctx context.Context, off int64, dst []byte) (int, error) {
 		t.Errorf("loader called at %d", off)
-		return nil, errors.New("no")
+		return 0, errors.New("no")
 	}
 	p := make([]byte, size)
 	if n, err := c.ReadAt(context.Background(), key, size, p, 0, fail); n != int(size) || err != nil {

@@ -42,15 +42,50 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	defer c.ops.Done()
-	if r.size < 0 {
-		return 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, r.size)
+	e, from, to, err := r.start(off, len(p))
+	if err != nil {
+		return 0, err
 	}
-	end := off + int64(len(p))
+	n, err := c.readEntry(ctx, e, p, off, r.load)
+	r.finish(e, from, to)
+	return n, err
+}
+
+// Read is ReadAt without copying what is in memory: the Result holds the
+// blocks loaded last by reference and the bytes read from cache files in
+// p. The caller must Release it. Like ReadAt it fails with io.EOF for a
+// read past the end (Result.N is then short).
+func (r *Reader) Read(ctx context.Context, p []byte, off int64) (Result, error) {
+	c := r.c
+	var res Result
+	if err := c.begin(); err != nil {
+		return res, err
+	}
+	defer c.ops.Done()
+	e, from, to, err := r.start(off, len(p))
+	if err != nil {
+		return res, err
+	}
+	err = c.readEntryInto(ctx, e, p, off, r.load, &res)
+	r.finish(e, from, to)
+	return res, err
+}
+
+// start looks the entry up and records a read of n bytes at off; it
+// returns the blocks [from, to) to read ahead once the read is served
+// (finish).
+func (r *Reader) start(off int64, n int) (e *entry, from, to int64, err error) {
+	c := r.c
+	if r.size < 0 {
+		return nil, 0, 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, r.size)
+	}
+	end := off + int64(n)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.e == nil || r.e.isRemoved() {
 		r.e = c.lookup(r.key, r.size, true)
 	}
-	e := r.e
+	e = r.e
 	window := min(int64(seqWindow), c.opts.BlockSize)
 	if d := off - r.next; d >= -window && d <= window {
 		r.streak++
@@ -59,25 +94,26 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		r.ahead = 0
 	}
 	r.next = end
-	var from, to int64
-	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && len(p) > 0 && end <= e.size {
+	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && n > 0 && end <= e.size {
 		// The ReadAheadBlocks blocks after the one holding the last byte read.
 		last := (end - 1) / e.bs
 		from = max(last+1, r.ahead)
 		to = min(last+1+int64(c.opts.ReadAheadBlocks), e.nblocks)
 	}
-	r.mu.Unlock()
+	return e, from, to, nil
+}
 
-	n, err := c.readEntry(ctx, e, p, off, r.load)
-	if from < to {
-		last := c.readAhead(e, from, to, r.load)
-		r.mu.Lock()
-		if last > r.ahead && r.e == e {
-			r.ahead = last
-		}
-		r.mu.Unlock()
+// finish starts the read-ahead of blocks [from, to) that start decided.
+func (r *Reader) finish(e *entry, from, to int64) {
+	if from >= to {
+		return
 	}
-	return n, err
+	last := r.c.readAhead(e, from, to, r.load)
+	r.mu.Lock()
+	if last > r.ahead && r.e == e {
+		r.ahead = last
+	}
+	r.mu.Unlock()
 }
 
 // readAhead starts background loads of the absent blocks in [from, to) and
@@ -105,7 +141,9 @@ func (c *Cache) readAhead(e *entry, from, to int64, load Loader) int64 {
 		go func(b int64) {
 			defer c.bg.Done()
 			defer func() { <-c.bgSem }()
-			_, _ = c.fetch(c.bgCtx, e, b, load, false)
+			if bb, err := c.fetch(c.bgCtx, e, b, load, false); err == nil {
+				bb.unref()
+			}
 		}(b)
 	}
 	return to

@@ -222,6 +222,9 @@ func TestCorruptCacheBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkFile("f", data) // loads every block into the cache
+	if err := e.c.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	files, err := filepath.Glob(filepath.Join(e.dir, "*.data"))
 	if err != nil || len(files) != 1 {
 		t.Fatalf("cache files: %v %v", files, err)

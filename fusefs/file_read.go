@@ -16,22 +16,44 @@ import (
 )
 
 // loader returns the cache loader of the file at path: ranged reads from
-// the UFS.
+// the UFS, straight into the cache's block buffers.
 func loader(fsys ufs.FileSystem, path string) cache.Loader {
-	return func(ctx context.Context, off, length int64) ([]byte, error) {
-		r, err := fsys.Open(ctx, path, off, length)
+	return func(ctx context.Context, off int64, dst []byte) (int, error) {
+		r, err := fsys.Open(ctx, path, off, int64(len(dst)))
 		if err != nil {
-			return nil, fmt.Errorf("fusefs: read %q at %d: %w", path, off, err)
+			return 0, fmt.Errorf("fusefs: read %q at %d: %w", path, off, err)
 		}
 		defer r.Close()
-		buf := make([]byte, length)
-		n, err := io.ReadFull(r, buf)
+		n, err := io.ReadFull(r, dst)
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("fusefs: read %q at %d: %w", path, off, err)
+			return 0, fmt.Errorf("fusefs: read %q at %d: %w", path, off, err)
 		}
-		return buf[:n], nil
+		return n, nil
 	}
 }
+
+// cacheResult answers a read with the bytes of a cache.Result: the FUSE
+// server writes its slices to the kernel as they are (blocks in memory are
+// not copied into the request's buffer) and calls Done once they are
+// written, which releases the blocks.
+type cacheResult struct{ res cache.Result }
+
+// Slices gives go-fuse the result's slices, written with one writev.
+func (r *cacheResult) Slices() ([][]byte, fuse.Status) { return r.res.Slices, fuse.OK }
+
+// Bytes implements fuse.ReadResult for a server that needs one slice.
+func (r *cacheResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if len(buf) < r.res.N {
+		buf = make([]byte, r.res.N)
+	}
+	return r.res.Bytes(buf), fuse.OK
+}
+
+// Size implements fuse.ReadResult.
+func (r *cacheResult) Size() int { return r.res.N }
+
+// Done implements fuse.ReadResult.
+func (r *cacheResult) Done() { r.res.Release() }
 
 // Read implements gofs.NodeReader. Local writes not yet uploaded are read
 // from the staging file; everything else through the block cache (or, for
@@ -63,10 +85,11 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		if off >= c.size || len(dest) == 0 {
 			return fuse.ReadResultData(nil), 0
 		}
-		m, err := rd.ReadAt(ctx, dest, off)
+		res, err := rd.Read(ctx, dest, off)
 		if err == nil || errors.Is(err, io.EOF) {
-			return fuse.ReadResultData(dest[:m]), 0
+			return &cacheResult{res}, 0
 		}
+		res.Release()
 		if !retried && moved(err) {
 			en := h.relocate(ctx, n, c)
 			if en == 0 {

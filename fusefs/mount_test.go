@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -116,6 +117,12 @@ func (e *env) waitIdle() {
 			e.t.Fatalf("%d file handles still open", e.m.handles.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+	// The blocks loaded for reads that returned are stored (or dropped).
+	if e.c != nil {
+		if err := e.c.Settle(context.Background()); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 

@@ -30,7 +30,7 @@ import (
 //	skyfs_cache_read_bytes_total{source}  source: cache, ufs
 //	skyfs_cache_loads_total, skyfs_cache_readaheads_total
 //	skyfs_cache_evictions_total, skyfs_cache_corrupt_blocks_total
-//	skyfs_cache_bypasses_total, skyfs_cache_used_bytes,
+//	skyfs_cache_bypasses_total, skyfs_cache_store_drops_total, skyfs_cache_used_bytes,
 //	skyfs_cache_capacity_bytes, skyfs_cache_entries
 //	skyfs_cache_blocks, skyfs_cache_block_size_bytes
 
@@ -140,6 +140,7 @@ var (
 	descEvictions  = desc("cache", "evictions_total", "Blocks evicted to make room.")
 	descCorrupt    = desc("cache", "corrupt_blocks_total", "Blocks that failed verification and were dropped.")
 	descBypasses   = desc("cache", "bypasses_total", "Loaded blocks that could not be stored.")
+	descStoreDrops = desc("cache", "store_drops_total", "Loaded blocks not stored because the store queue was full (the disk fell behind).")
 	descUsed       = desc("cache", "used_bytes", "Disk space used by the cache.")
 	descCapacity   = desc("cache", "capacity_bytes", "Disk space the cache may use.")
 	descEntries    = desc("cache", "entries", "Files known to the cache.")
@@ -157,7 +158,7 @@ type cacheCollector struct{ c *cache.Cache }
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHits, descHotHits, descMisses, descReadBytes, descLoads, descReadAheads, descEvictions,
-		descCorrupt, descBypasses, descUsed, descCapacity, descEntries, descBlocks, descBlockSize} {
+		descCorrupt, descBypasses, descStoreDrops, descUsed, descCapacity, descEntries, descBlocks, descBlockSize} {
 		ch <- d
 	}
 }
@@ -180,6 +181,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvictions, float64(st.Evictions))
 	counter(descCorrupt, float64(st.CorruptBlocks))
 	counter(descBypasses, float64(st.Bypasses))
+	counter(descStoreDrops, float64(st.StoreDrops))
 	gauge(descUsed, float64(st.Used))
 	gauge(descCapacity, float64(st.Capacity))
 	gauge(descEntries, float64(st.Entries))
