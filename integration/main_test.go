@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(echoEnv) != "" {
 		os.Exit(serveEcho())
 	}
+	if os.Getenv(grpcEchoEnv) != "" {
+		os.Exit(serveGRPCEcho())
+	}
 	if os.Getenv(probeEnv) != "" {
 		os.Exit(probeMountAccess())
 	}
