@@ -53,14 +53,21 @@ func (n *nsServer) GetAttr(ctx context.Context, req *pb.GetAttrRequest) (*pb.Get
 func (n *nsServer) ResolvePath(ctx context.Context, req *pb.ResolvePathRequest) (*pb.ResolvePathResponse, error) {
 	var a *meta.Attr
 	comps, err := splitPath(req.Path)
-	if err == nil {
-		err = n.s.preloadPath(ctx, comps, false)
-	}
+	fresh := false
 	if err == nil {
 		err = n.s.read(ctx, func(tx meta.Txn) (err error) {
-			a, err = walk(tx, comps)
+			a, fresh, err = n.s.walkFresh(tx, comps, false)
 			return err
 		})
+	}
+	if err == nil && !fresh {
+		err = n.s.preloadPath(ctx, comps, false)
+		if err == nil {
+			err = n.s.read(ctx, func(tx meta.Txn) (err error) {
+				a, err = walk(tx, comps)
+				return err
+			})
+		}
 	}
 	en, msg, err := n.s.outcome(err)
 	if err != nil {

@@ -226,43 +226,68 @@ func (s *Server) preloadPath(ctx context.Context, comps []string, last bool) err
 }
 
 // pathLoaded says, from one view of the namespace, that preloadPath has nothing
-// to load: every directory it would visit exists and is loaded and fresh. Any
-// doubt (a missing name, a read error, a directory due) answers false, and
-// preloadPath takes the long way, one directory at a time.
+// to load: every directory it would visit is loaded and fresh, or the path
+// stops at a name a fresh directory does not hold. Any doubt (a read error, a
+// directory due) answers false, and preloadPath takes the long way, one
+// directory at a time.
 func (s *Server) pathLoaded(comps []string, last bool) bool {
 	ok := false
 	_ = s.resolve(func(tx meta.Txn) error {
-		now := s.now().UnixNano()
-		var m *meta.Mount
-		ino := uint64(meta.RootIno)
-		for i := 0; ; i++ {
-			if i == len(comps) && !last {
-				break
-			}
-			a, err := meta.GetAttr(tx, ino)
-			if err != nil || a.Type != meta.TypeDirectory {
-				return nil
-			}
-			if a.MountID != 0 {
-				if m, err = meta.GetMount(tx, a.MountID); err != nil {
-					return nil
-				}
-			}
-			if m != nil && (!a.Loaded || (m.SyncIntervalNs > 0 && now-a.LoadedNs >= m.SyncIntervalNs)) {
-				return nil
-			}
-			if i == len(comps) || (i == len(comps)-1 && !last) {
-				break
-			}
-			c, err := meta.Lookup(tx, ino, []byte(comps[i]))
-			if err != nil || c.Type != meta.TypeDirectory {
-				return nil
-			}
-			ino = c.Ino
-		}
-		ok = true
+		_, fresh, err := s.walkFresh(tx, comps, last)
+		ok = fresh && (err == nil || isOutcome(err))
 		return nil
 	})
+	return ok
+}
+
+// walkFresh resolves comps in tx as walk does and reports whether every
+// directory it passes through (the last one too when last is set) is fresh:
+// not under a mount, or loaded from its UFS within the mount's sync interval.
+// When fresh, the attributes or the namespace outcome (ENOENT, ENOTDIR) are
+// the answer; when not, neither is, and the caller preloads the path and
+// resolves it again. One view, one read of each inode and entry on the path:
+// this is the whole work of a stat.
+func (s *Server) walkFresh(tx meta.Txn, comps []string, last bool) (a *meta.Attr, fresh bool, err error) {
+	now := s.now().UnixNano()
+	var m *meta.Mount
+	if a, err = meta.GetAttr(tx, meta.RootIno); err != nil {
+		return nil, false, err
+	}
+	for i := 0; ; i++ {
+		if i == len(comps) && !last {
+			return a, true, nil
+		}
+		if a.Type != meta.TypeDirectory {
+			if i == len(comps) {
+				return a, true, nil // the last name: nothing to load
+			}
+			return nil, true, fail(syscall.ENOTDIR, "%s is not a directory", meta.CleanPath(comps[:i]))
+		}
+		if a.MountID != 0 {
+			if m, err = meta.GetMount(tx, a.MountID); err != nil {
+				return nil, false, err
+			}
+		}
+		if m != nil && (!a.Loaded || (m.SyncIntervalNs > 0 && now-a.LoadedNs >= m.SyncIntervalNs)) {
+			return nil, false, nil
+		}
+		if i == len(comps) {
+			return a, true, nil
+		}
+		if a, err = lookupIn(tx, a, comps[i]); err != nil {
+			return nil, isOutcome(err), err
+		}
+	}
+}
+
+// isOutcome reports whether err is a POSIX outcome of the namespace rather
+// than a failure.
+func isOutcome(err error) bool {
+	var pe *posixError
+	if errors.As(err, &pe) {
+		return true
+	}
+	_, ok := meta.Errno(err)
 	return ok
 }
 

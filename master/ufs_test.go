@@ -557,21 +557,34 @@ func TestUFSRootMount(t *testing.T) {
 	}
 }
 
-// A stat by path whose directories are all loaded reads the namespace twice:
-// once to find nothing to load, once to answer. The last name is not loaded,
-// so it need not be a directory for that first read to succeed.
+// A stat by path whose directories are all loaded reads the namespace once:
+// the walk that finds nothing to load is the answer. The last name is not
+// loaded, so it need not be a directory; a name a loaded directory does not
+// hold is ENOENT from that one read. A directory not loaded yet is loaded
+// first, and its names then answer.
 func TestStatLoadedPath(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	e.mount(t, "/w", false, "a/f")
+	e.mount(t, "/w", false, "a/f", "b/g")
 	e.list(t, "/w")
 	e.list(t, "/w/a")
-	for _, p := range []string{"/w/a/f", "/w/a", "/w"} {
+	for _, c := range []struct {
+		path  string
+		errno syscall.Errno
+	}{{"/w/a/f", 0}, {"/w/a", 0}, {"/w", 0}, {"/w/a/nope", syscall.ENOENT}, {"/w/nope/f", syscall.ENOENT}, {"/w/a/f/x", syscall.ENOTDIR}} {
 		before := e.j.views.Load()
-		r, err := e.ns.ResolvePath(ctx, &pb.ResolvePathRequest{Path: p})
-		mustOK(t, "stat "+p, r.GetErrno(), r.GetMessage(), err)
-		if n := e.j.views.Load() - before; n != 2 {
-			t.Errorf("stat %s: %d reads of the namespace, want 2", p, n)
+		r, err := e.ns.ResolvePath(ctx, &pb.ResolvePathRequest{Path: c.path})
+		if err != nil || syscall.Errno(r.Errno) != c.errno {
+			t.Fatalf("stat %s: %v, errno %d, want %d", c.path, err, r.GetErrno(), c.errno)
 		}
+		if n := e.j.views.Load() - before; n != 1 {
+			t.Errorf("stat %s: %d reads of the namespace, want 1", c.path, n)
+		}
+	}
+	loads := e.j.proposals.Load()
+	r, err := e.ns.ResolvePath(ctx, &pb.ResolvePathRequest{Path: "/w/b/g"})
+	mustOK(t, "stat /w/b/g", r.GetErrno(), r.GetMessage(), err)
+	if r.Attr.Type != pb.FileType_REGULAR || e.j.proposals.Load() == loads {
+		t.Errorf("stat /w/b/g through a directory not loaded: %v after %d proposals", r.Attr, e.j.proposals.Load()-loads)
 	}
 }

@@ -67,11 +67,22 @@ func walk(tx meta.Txn, comps []string) (*meta.Attr, error) {
 		if a.Type != meta.TypeDirectory {
 			return nil, fail(syscall.ENOTDIR, "%s is not a directory", meta.CleanPath(comps[:i]))
 		}
-		if a, err = meta.Lookup(tx, a.Ino, []byte(c)); err != nil {
+		if a, err = lookupIn(tx, a, c); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// lookupIn returns the attributes of name in directory dir, whose own
+// attributes the caller holds: one read of the entry and one of the child's
+// inode.
+func lookupIn(tx meta.Txn, dir *meta.Attr, name string) (*meta.Attr, error) {
+	ino, _, err := meta.Child(tx, dir.Ino, []byte(name))
+	if err != nil {
+		return nil, err
+	}
+	return meta.GetAttr(tx, ino)
 }
 
 // entryRef names a directory entry: by parent inode and name, or by path.

@@ -53,6 +53,20 @@ func Lookup(tx Txn, parent Ino, name []byte) (*Attr, error) {
 	return GetAttr(tx, ino)
 }
 
+// Child returns the inode and type that name has in directory parent
+// (ENOENT when it holds no such name), reading only the entry: for a caller
+// walking a path, which has read parent already and knows it is a directory.
+func Child(tx Txn, parent Ino, name []byte) (Ino, FileType, error) {
+	if err := checkName(name); err != nil {
+		return 0, 0, err
+	}
+	ino, typ, ok, err := (&applier{tx: tx}).child(parent, name)
+	if err == nil && !ok {
+		err = posix(syscall.ENOENT)
+	}
+	return ino, typ, err
+}
+
 // ReadDir returns up to limit entries of directory dir whose names sort after
 // the cursor after (nil for the first page), in name order, and whether more
 // follow. The cursor is the last name of the previous page, so a listing goes on
