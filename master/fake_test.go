@@ -150,7 +150,10 @@ type env struct {
 	now   atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with cfg changing the master's Config first.
+func newEnvWith(t *testing.T, cfg func(*Config)) *env {
 	t.Helper()
 	e := &env{j: newFakeJournal()}
 	e.now.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
@@ -164,7 +167,11 @@ func newEnv(t *testing.T) *env {
 		LastLogIndex: 10, AppliedIndex: 10, CommitIndex: 10, LeaderID: "m1", LeaderRPCAddr: e.addr,
 		Members: []raftjournal.Member{{ID: "m1", RaftAddr: "127.0.0.1:1", RPCAddr: e.addr, Suffrage: "voter"}},
 	}}
-	e.srv, err = New(Config{Journal: e.j, Admin: e.admin, Now: func() time.Time { return time.Unix(0, e.now.Load()) }})
+	c := Config{Journal: e.j, Admin: e.admin, Now: func() time.Time { return time.Unix(0, e.now.Load()) }}
+	if cfg != nil {
+		cfg(&c)
+	}
+	e.srv, err = New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

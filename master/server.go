@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,6 +91,10 @@ type Server struct {
 	kick   chan struct{}
 	bg     context.Context // ends on Close: bounds loads started for callers
 	stopBg context.CancelFunc
+
+	flightsMu sync.Mutex
+	flights   map[requestID]*mutation // mutations in progress (mutateUFS)
+	joined    atomic.Int64            // retries that waited for one of them
 }
 
 // New returns a Server over cfg.Journal.
@@ -97,7 +102,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Journal == nil {
 		return nil, ErrNoJournal
 	}
-	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), cfg: cfg}
+	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), flights: make(map[requestID]*mutation), cfg: cfg}
 	s.ufs.sealer = cfg.Sealer
 	s.kick = make(chan struct{}, 1)
 	s.ufs.wrap = cfg.WrapUFS
@@ -269,27 +274,103 @@ func (s *Server) mutate(ctx context.Context, req *pb.RequestID, build func(tx me
 // no metadata.
 type sideEffect func(ctx context.Context) error
 
+// mutationTimeout bounds a mutation once its UFS side effect has begun: from
+// there it runs to its end whatever becomes of the call that started it (a
+// copy of a large object for a rename takes minutes), so that the UFS and
+// the namespace never part because a client gave up between the two.
+const mutationTimeout = 15 * time.Minute
+
+// mutation is a mutation in progress on this master, which retries of its
+// request id join instead of running it again.
+type mutation struct {
+	done chan struct{}
+	res  meta.Result
+	err  error
+}
+
+// requestID is a mutation's request id as a map key.
+type requestID struct{ client, seq uint64 }
+
 // mutateUFS is mutate for a mutation that may have a UFS side effect: build
 // returns it (nil for none).
+//
+// A retried request must not plan its side effect again: the UFS may already
+// show the first attempt's effect (a renamed object is no longer at its old
+// name) while the entry is not yet applied. So a request already applied is
+// answered with its remembered outcome before anything is planned, a retry
+// of a request still in progress here waits for that one's outcome, and a
+// mutation whose caller goes away still finishes (mutationTimeout).
 func (s *Server) mutateUFS(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish ...func(*metapb.Entry)) (meta.Result, error) {
 	if req == nil || req.Client == 0 {
 		return meta.Result{}, status.Error(codes.InvalidArgument, "mutation without a request id (client id must be non-zero)")
 	}
+	id := requestID{req.Client, req.Seq}
+	s.flightsMu.Lock()
+	for {
+		f, ok := s.flights[id]
+		if !ok {
+			break
+		}
+		s.flightsMu.Unlock()
+		s.joined.Add(1)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return meta.Result{}, ctx.Err()
+		}
+		// The first caller's own cancellation is not this one's outcome:
+		// run the request here (it is answered from the journal if it was
+		// applied meanwhile).
+		if !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+			return f.res, f.err
+		}
+		s.flightsMu.Lock()
+	}
+	f := &mutation{done: make(chan struct{})}
+	s.flights[id] = f
+	s.flightsMu.Unlock()
+	defer func() {
+		s.flightsMu.Lock()
+		delete(s.flights, id)
+		s.flightsMu.Unlock()
+		close(f.done)
+	}()
+	f.res, f.err = s.mutateOnce(ctx, req, build, finish)
+	return f.res, f.err
+}
+
+// mutateOnce is one run of a mutation (see mutateUFS).
+func (s *Server) mutateOnce(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish []func(*metapb.Entry)) (meta.Result, error) {
 	e := &metapb.Entry{
 		Version: meta.EntryVersion,
 		Request: &metapb.RequestID{Client: req.Client, Seq: req.Seq},
 	}
 	var side sideEffect
-	if err := s.resolve(func(tx meta.Txn) (err error) {
+	var done *meta.Result
+	if err := s.resolve(func(tx meta.Txn) error {
+		res, ok, err := meta.Replayed(tx, req.Client, req.Seq)
+		if err != nil {
+			return err
+		}
+		if ok {
+			done = &res
+			return nil
+		}
 		side, err = build(tx, e)
 		return err
 	}); err != nil {
 		return meta.Result{}, err
 	}
+	if done != nil {
+		return *done, nil
+	}
 	if side != nil {
 		if err := s.j.CheckLease(ctx); err != nil {
 			return meta.Result{}, &journalError{err}
 		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), mutationTimeout)
+		defer cancel()
 		if err := side(ctx); err != nil {
 			return meta.Result{}, err
 		}

@@ -180,6 +180,14 @@ func newRoot() *metapb.Inode {
 	}
 }
 
+// Replayed returns the remembered outcome of the request (client, seq) and
+// true when an entry carrying it has been applied, as Apply would answer a
+// retry of it. A master checks it before it plans a retried mutation's UFS
+// side effect: the first attempt already made it.
+func Replayed(tx Txn, client, seq uint64) (Result, bool, error) {
+	return replayed(tx, &metapb.RequestID{Client: client, Seq: seq})
+}
+
 func replayed(tx Txn, req *metapb.RequestID) (Result, bool, error) {
 	v, err := tx.Get(requestKey(req.Client, req.Seq))
 	if errors.Is(err, ErrNotFound) {
