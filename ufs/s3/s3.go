@@ -13,7 +13,13 @@
 // Writes: Put of up to one part size is one PutObject; larger data and Create use a
 // multipart upload whose parts are uploaded in the background, with at most
 // uploadConcurrency parts in flight, so a Writer holds at most
-// (uploadConcurrency+1) × partSize bytes. Every part carries a CRC32 checksum.
+// (uploadConcurrency+1) parts. Parts are partSize bytes for the first 900,
+// then double every 900 parts, so that any object fits in MaxParts (a
+// Writer of a 100 GiB file ends with 64 MiB parts). Each part stays in
+// memory until S3 acknowledged it, and a failed attempt is sent again from
+// there. Every part carries a CRC32 checksum, which S3 verifies; the
+// payload is sent unsigned (UNSIGNED-PAYLOAD), sparing a SHA-256 of every
+// byte.
 //
 // Copy is server-side: CopyObject up to MultipartCopyThreshold, UploadPartCopy
 // above. Rename is copy then delete; a directory is renamed object by object, one

@@ -10,11 +10,35 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/skyfs/skyfs/ufs"
 )
+
+// partsPerSize is how many parts of one size a multipart upload sends before
+// the part size doubles: with the default 8 MiB, the first 900 parts carry
+// 7 GiB, and a 100 GiB file fits in about 3,500 parts, well under MaxParts
+// (from the smallest part size, MaxObjectSize fits), while a small file's
+// parts stay small.
+const partsPerSize = 900
+
+// MaxPartSize is the largest part S3 accepts.
+const MaxPartSize = 5 << 30
+
+// partSizeOf returns the size of part num (from 1) of a multipart upload.
+func (f *FS) partSizeOf(num int32) int {
+	size := int64(f.partSize) << min((num-1)/partsPerSize, 20)
+	return int(min(size, MaxPartSize))
+}
+
+// unsignedPayload sends a request's body without its SHA-256 in the
+// signature: the parts and objects a writer uploads carry a CRC32 checksum
+// that S3 verifies, so hashing every byte again only costs CPU.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
 
 // cleanupTimeout bounds the requests that clean up after a failure (abort of a
 // multipart upload), which run even when the caller's context has ended.
@@ -148,7 +172,7 @@ func (f *FS) putObject(ctx context.Context, key string, data []byte) (ufs.Finger
 		ContentLength:     aws.Int64(int64(len(data))),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	}
-	if _, err := f.client.PutObject(ctx, in); err != nil {
+	if _, err := f.client.PutObject(ctx, in, unsignedPayload); err != nil {
 		return ufs.Fingerprint{}, err
 	}
 	// PutObject does not return Last-Modified; HEAD gives the fingerprint that
@@ -169,9 +193,13 @@ func (f *FS) Create(ctx context.Context, p string) (ufs.Writer, error) {
 
 // writer is a streaming multipart upload. Data fills buf; a full buf is handed
 // to a goroutine that uploads it as one part while the caller goes on filling
-// another buffer. At most uploadConcurrency parts are in flight (slots), and at
-// most uploadConcurrency+1 buffers exist (free): a Write that finds them all
-// busy waits for an upload to finish.
+// another buffer. A part's buffer is kept until S3 acknowledged the part: the
+// SDK's retryer sends it again from memory after a failure (s3.maxAttempts).
+// At most uploadConcurrency parts are in flight (slots), and at most
+// uploadConcurrency+1 buffers exist (free): a Write that finds them all busy
+// waits for an upload to finish. Parts grow with the file (partSizeOf), so
+// that any object up to MaxObjectSize fits in MaxParts; buffers grow with
+// them.
 type writer struct {
 	f      *FS
 	op     string
@@ -232,7 +260,7 @@ func (w *writer) Write(b []byte) (int, error) {
 			return n, w.f.fail(w.op, w.path, err)
 		}
 		if w.buf == nil {
-			buf, err := w.getBuffer()
+			buf, err := w.getBuffer(w.f.partSizeOf(w.nextPart + 1))
 			if err != nil {
 				return n, err
 			}
@@ -254,21 +282,28 @@ func (w *writer) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// getBuffer returns an empty part buffer, waiting for an upload to finish when
-// all of them are in use.
-func (w *writer) getBuffer() ([]byte, error) {
+// getBuffer returns an empty part buffer of size bytes, waiting for an
+// upload to finish when all of them are in use.
+func (w *writer) getBuffer(size int) ([]byte, error) {
+	sized := func(b []byte) []byte {
+		if cap(b) != size {
+			// The part size grew: this buffer is replaced.
+			return make([]byte, 0, size)
+		}
+		return b[:0]
+	}
 	select {
 	case b := <-w.free:
-		return b[:0], nil
+		return sized(b), nil
 	default:
 	}
 	if w.made < cap(w.free) {
 		w.made++
-		return make([]byte, 0, w.f.partSize), nil
+		return make([]byte, 0, size), nil
 	}
 	select {
 	case b := <-w.free:
-		return b[:0], nil
+		return sized(b), nil
 	case <-w.ctx.Done():
 		return nil, w.f.fail(w.op, w.path, w.ctx.Err())
 	}
@@ -290,7 +325,7 @@ func (w *writer) flush() error {
 		w.uploadID = aws.ToString(out.UploadId)
 	}
 	if w.nextPart >= MaxParts {
-		err := w.f.fail(w.op, w.path, fmt.Errorf("%w: more than %d parts of %d bytes", ufs.ErrInvalid, MaxParts, w.f.partSize))
+		err := w.f.fail(w.op, w.path, fmt.Errorf("%w: more than %d parts", ufs.ErrInvalid, MaxParts))
 		w.setErr(err)
 		return err
 	}
@@ -318,7 +353,7 @@ func (w *writer) flush() error {
 			Body:              bytes.NewReader(buf),
 			ContentLength:     aws.Int64(int64(len(buf))),
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-		})
+		}, unsignedPayload)
 		if err != nil {
 			w.setErr(w.f.fail(w.op, w.path, fmt.Errorf("part %d: %w", num, mapErr(err))))
 			w.cancel()

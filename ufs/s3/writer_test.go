@@ -1,14 +1,19 @@
 package s3_test
 
 import (
+	"bytes"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/skyfs/skyfs/internal/miniotest"
 	"github.com/skyfs/skyfs/ufs"
 	ufss3 "github.com/skyfs/skyfs/ufs/s3"
 )
@@ -142,4 +147,62 @@ func TestWriterBoundedMemory(t *testing.T) {
 		t.Fatalf("%d parts in flight at once, limit %d", m, concurrency)
 	}
 	t.Logf("blocked after %d bytes (%d parts in flight + one filling)", last, concurrency)
+}
+
+// A part whose upload fails is sent again from the writer's memory, and the
+// object MinIO then holds is the bytes written: a proxy in front of MinIO
+// answers the first attempt of part 2 with a 500.
+func TestStreamPartRetried(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.Bucket(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var part2 atomic.Int32
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "2" && part2.Add(1) == 1 {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte("<Error><Code>InternalError</Code><Message>injected</Message></Error>"))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	o := options(srv, ufss3.OptEndpoint, proxy.URL, ufss3.OptMaxBackoff, "20ms")
+	fsys, err := ufs.Open(t.Context(), "s3://"+bucket, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	data := make([]byte, 3*ufss3.MinPartSize+12345)
+	rand.NewChaCha8([32]byte{3, 4}).Read(data)
+	w, err := fsys.Create(t.Context(), "retried")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := w.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp, err := w.Close()
+	if err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if fp.Size != int64(len(data)) || part2.Load() != 2 {
+		t.Fatalf("size %d, part 2 sent %d times; want %d bytes, twice", fp.Size, part2.Load(), len(data))
+	}
+	r, err := fsys.Open(t.Context(), "retried", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("object differs from what was written (%d bytes, %v)", len(got), err)
+	}
 }
