@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"strings"
@@ -99,6 +103,9 @@ var lsCmd = &command{
 	name:    "ls",
 	args:    "PATH...",
 	summary: "list directories (a file lists itself)",
+	help: "Entries are printed as the directory's pages arrive from the master, so a listing of\n" +
+		"millions of names starts at once and holds one page at a time; -l aligns its columns\n" +
+		"1,024 entries at a time.",
 	flags: func(fs *flag.FlagSet, o *opts) {
 		fs.BoolVar(&o.long, "l", false, "long listing: type, mode, links, owner, size, mtime")
 	},
@@ -106,59 +113,137 @@ var lsCmd = &command{
 		if len(args) == 0 {
 			args = []string{"/"}
 		}
-		var all []fileJSON
+		out := newLsPrinter(r)
 		for i, p := range args {
 			a, err := r.c.Stat(ctx, p)
 			if err != nil {
+				out.flush()
 				return fmt.Errorf("ls %s: %w", p, err)
 			}
-			var entries []fileJSON
-			var attrs []*pb.Attr
-			if a.Type != pb.FileType_DIRECTORY {
-				entries, attrs = []fileJSON{toJSON(p, path.Base(p), a)}, []*pb.Attr{a}
-			} else {
-				for e, err := range r.c.List(ctx, p, 0, r.o.long || r.o.output == "json") {
-					if err != nil {
-						return fmt.Errorf("ls %s: %w", p, err)
-					}
-					ea := e.Attr
-					if ea == nil {
-						ea = &pb.Attr{Ino: e.Ino, Type: e.Type}
-					}
-					entries = append(entries, toJSON(path.Join(p, string(e.Name)), string(e.Name), ea))
-					attrs = append(attrs, ea)
+			if r.o.output != "json" && len(args) > 1 {
+				if i > 0 {
+					out.line("")
 				}
+				out.line(p + ":")
 			}
-			if r.o.output == "json" {
-				all = append(all, entries...)
+			if a.Type != pb.FileType_DIRECTORY {
+				out.entry(toJSON(p, path.Base(p), a), a)
+				out.endDir()
 				continue
 			}
-			if len(args) > 1 {
-				if i > 0 {
-					fmt.Fprintln(r.env.Stdout)
+			for e, err := range r.c.List(ctx, p, 0, r.o.long || r.o.output == "json") {
+				if err != nil {
+					out.flush()
+					return fmt.Errorf("ls %s: %w", p, err)
 				}
-				fmt.Fprintf(r.env.Stdout, "%s:\n", p)
+				ea := e.Attr
+				if ea == nil {
+					ea = &pb.Attr{Ino: e.Ino, Type: e.Type}
+				}
+				out.entry(toJSON(path.Join(p, string(e.Name)), string(e.Name), ea), ea)
 			}
-			r.printEntries(entries, attrs)
+			out.endDir()
 		}
-		if r.o.output == "json" {
-			if all == nil {
-				all = []fileJSON{}
-			}
-			return r.printJSON(all)
-		}
-		return nil
+		return out.close()
 	},
 }
 
-func (r *runner) printEntries(entries []fileJSON, attrs []*pb.Attr) {
+// lsChunk is how many entries ls holds before it writes them out: a listing
+// of millions of names starts printing after its first page and holds at
+// most one chunk (a long listing aligns its columns chunk by chunk).
+const lsChunk = 1024
+
+// lsPrinter writes ls's output as the entries arrive: names one per line, a
+// long listing in aligned chunks, JSON as one array written element by
+// element (the same text as encoding/json's indented encoding of the whole
+// list).
+type lsPrinter struct {
+	r     *runner
+	w     *bufio.Writer
+	names []fileJSON
+	attrs []*pb.Attr
+	n     int // JSON elements written
+	err   error
+}
+
+func newLsPrinter(r *runner) *lsPrinter {
+	return &lsPrinter{r: r, w: bufio.NewWriterSize(r.env.Stdout, 64<<10)}
+}
+
+// line writes one line of text.
+func (o *lsPrinter) line(s string) {
+	o.w.WriteString(s)
+	o.w.WriteByte('\n')
+}
+
+// entry takes one entry of the listing.
+func (o *lsPrinter) entry(e fileJSON, a *pb.Attr) {
+	switch {
+	case o.r.o.output == "json":
+		b, err := json.MarshalIndent(e, "  ", "  ")
+		if err != nil {
+			o.err = cmp.Or(o.err, err)
+			return
+		}
+		if o.n == 0 {
+			o.w.WriteString("[\n  ")
+		} else {
+			o.w.WriteString(",\n  ")
+		}
+		o.w.Write(b)
+		o.n++
+		if o.n%lsChunk == 0 {
+			o.flush()
+		}
+	case !o.r.o.long:
+		o.line(e.Name)
+		if o.w.Buffered() >= 32<<10 {
+			o.flush()
+		}
+	default:
+		o.names, o.attrs = append(o.names, e), append(o.attrs, a)
+		if len(o.names) == lsChunk {
+			o.endDir()
+		}
+	}
+}
+
+// endDir writes out what is held, at the end of a directory or a chunk.
+func (o *lsPrinter) endDir() {
+	if len(o.names) > 0 {
+		o.r.printEntries(o.w, o.names, o.attrs)
+		o.names, o.attrs = o.names[:0], o.attrs[:0]
+	}
+	o.flush()
+}
+
+func (o *lsPrinter) flush() {
+	if err := o.w.Flush(); err != nil {
+		o.err = cmp.Or(o.err, err)
+	}
+}
+
+// close ends the output.
+func (o *lsPrinter) close() error {
+	if o.r.o.output == "json" {
+		if o.n == 0 {
+			o.w.WriteString("[]\n")
+		} else {
+			o.w.WriteString("\n]\n")
+		}
+	}
+	o.endDir()
+	return o.err
+}
+
+func (r *runner) printEntries(w io.Writer, entries []fileJSON, attrs []*pb.Attr) {
 	if !r.o.long {
 		for _, e := range entries {
-			fmt.Fprintln(r.env.Stdout, e.Name)
+			fmt.Fprintln(w, e.Name)
 		}
 		return
 	}
-	tw := tabwriter.NewWriter(r.env.Stdout, 0, 4, 1, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.AlignRight)
 	for i, e := range entries {
 		a := attrs[i]
 		name := e.Name
