@@ -146,7 +146,7 @@ func TestTourBlocks(t *testing.T) {
 // The blocks run in a temporary directory that stands for the repository's
 // root, so that the tour's state, mount points and ports are its own: bin is
 // a link to the repository's bin, its Makefile runs `make run` in the
-// repository with SKYFS_RUN_DIR, SKYFS_RUN_MNT and SKYFS_RUN_PORT pointing
+// repository with SKYFS_RUN_STATE, SKYFS_RUN_MNT and SKYFS_RUN_PORT pointing
 // at ./.skyfs, ./mnt and free ports. At the end, Ctrl-C (SIGINT) stops the
 // background blocks, last first, and nothing may stay mounted or running.
 func TestReadme(t *testing.T) {
@@ -185,7 +185,7 @@ func TestReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{
-		"SKYFS_RUN_DIR=" + filepath.Join(root, ".skyfs"),
+		"SKYFS_RUN_STATE=" + filepath.Join(root, ".skyfs"),
 		"SKYFS_RUN_MNT=" + filepath.Join(root, "mnt"),
 		"SKYFS_RUN_PORT=" + strconv.Itoa(freePortRange(t, 31)),
 		"MINIO_ENDPOINT=" + srv.Endpoint,

@@ -109,7 +109,7 @@ func TestMakeRunSecrets(t *testing.T) {
 	state, mnt := filepath.Join(base, "state"), filepath.Join(base, "mnt")
 	port := freePortRange(t, 31)
 	masters := fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port+1, port+2, port+3)
-	env := append(os.Environ(), "SKYFS_RUN_DIR="+state, "SKYFS_RUN_MNT="+mnt, "SKYFS_RUN_PORT="+strconv.Itoa(port))
+	env := append(os.Environ(), "SKYFS_RUN_STATE="+state, "SKYFS_RUN_MNT="+mnt, "SKYFS_RUN_PORT="+strconv.Itoa(port))
 	t.Cleanup(func() { forceUnmount(mnt); killRunDaemons(state) })
 
 	r := startMakeRun(t, repo, env)

@@ -35,7 +35,7 @@ func TestMakeRun(t *testing.T) {
 	state, mnt := filepath.Join(dir, "state"), filepath.Join(dir, "mnt")
 	port := freePortRange(t, 31)
 	env := append(os.Environ(),
-		"SKYFS_RUN_DIR="+state, "SKYFS_RUN_MNT="+mnt, "SKYFS_RUN_PORT="+strconv.Itoa(port))
+		"SKYFS_RUN_STATE="+state, "SKYFS_RUN_MNT="+mnt, "SKYFS_RUN_PORT="+strconv.Itoa(port))
 	t.Cleanup(func() { forceUnmount(mnt); killRunDaemons(state) })
 
 	data := randomData(7, 3<<20+11)

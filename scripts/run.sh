@@ -11,14 +11,14 @@
 # hands UFS credentials only to a caller with a token, and the cluster key
 # seals them in the journal.
 #
-# SKYFS_RUN_DIR and SKYFS_RUN_MNT move the state and the mount point;
+# SKYFS_RUN_STATE and SKYFS_RUN_MNT move the state and the mount point;
 # SKYFS_RUN_PORT (default 7700) is the first of the ports it uses: masters'
 # RPC on PORT+1..3, Raft on PORT+11..13, admin pages on PORT+21..23, and
 # mountd's admin page on PORT+30.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-state=${SKYFS_RUN_DIR:-$PWD/.skyfs}
+state=${SKYFS_RUN_STATE:-$PWD/.skyfs}
 mnt=${SKYFS_RUN_MNT:-$PWD/mnt}
 port=${SKYFS_RUN_PORT:-7700}
 mkdir -p "$state/logs" "$state/ufs" "$mnt"
