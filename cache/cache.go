@@ -86,6 +86,8 @@
 //	Cache.lruMu    the block LRU and the open-file list (leaf)
 //	Cache.flightMu the in-flight loads (leaf)
 //	hotBlocks.mu   the blocks loaded last (leaf)
+//	partials.mu    the blocks loaded in part (then partial.mu; neither is
+//	               held while calling into the rest of the cache)
 //
 // Two entry.mu are never held at once except through TryLock.
 package cache
@@ -247,9 +249,10 @@ type Cache struct {
 	bgCancel context.CancelFunc
 	bgSem    chan struct{}
 
-	hot  hotBlocks
-	bufs sync.Pool // *[]byte of BlockSize
-	st   counters
+	hot   hotBlocks
+	parts partials
+	bufs  sync.Pool // *[]byte of BlockSize
+	st    counters
 
 	storeQ  chan storeJob // loaded blocks to store (queueStore, storeWorker)
 	storeWG sync.WaitGroup
@@ -316,6 +319,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c.lru.init()
 	c.openFiles.init()
 	c.hot.init(opts.HotBlocks)
+	c.parts.init()
 	bs := opts.BlockSize
 	c.bufs.New = func() any { b := make([]byte, bs); return &b }
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())

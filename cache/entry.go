@@ -239,6 +239,7 @@ func (c *Cache) removeEntryLocked(e *entry, onlyIfEmpty bool) (removed bool, blo
 	e.removed = true
 	e.gone.Store(true)
 	c.hot.forget(e)
+	c.parts.forget(e)
 	c.lruMu.Lock()
 	for b, el := range e.nodes {
 		if el != nil {

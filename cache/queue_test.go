@@ -3,6 +3,8 @@ package cache
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,11 +68,11 @@ func TestStoreQueueDropsUnderSlowDisk(t *testing.T) {
 }
 
 // Reader.Read serves blocks in memory by reference: the slices stay right
-// while the Result is held, even after the block left the hot set and its
-// buffer's pool served other loads, and the bytes read from cache files
-// land in the caller's buffer.
+// while the Result is held, even after the blocks were completed, stored
+// and their buffers' pool served other loads, and the bytes read from cache
+// files land in the caller's buffer.
 func TestReadByReference(t *testing.T) {
-	c := openCache(t, t.TempDir(), Options{StoreQueue: 64, ReadAheadBlocks: -1, HotBlocks: 1})
+	c := openCache(t, t.TempDir(), Options{StoreQueue: 64, ReadAheadBlocks: -1, HotBlocks: -1})
 	defer closeCache(t, c)
 	const blocks = 8
 	src := newSource(12, blocks*testBS)
@@ -97,8 +99,15 @@ func TestReadByReference(t *testing.T) {
 	if inP != 0 {
 		t.Fatalf("%d slices copied into the caller's buffer, want none (both blocks were just loaded)", inP)
 	}
-	// Load every other block: block 1 leaves the hot set, buffers cycle.
+	// Read the rest of blocks 0 and 1 (complete, they are stored) and
+	// every other block: buffers cycle.
 	q := make([]byte, testBS)
+	if _, err := r.ReadAt(ctx, q[:off], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(ctx, q[:testBS-off], off+testBS); err != nil {
+		t.Fatal(err)
+	}
 	for b := int64(2); b < blocks; b++ {
 		if _, err := r.ReadAt(ctx, q, b*testBS); err != nil {
 			t.Fatal(err)
@@ -106,6 +115,9 @@ func TestReadByReference(t *testing.T) {
 	}
 	if err := c.Settle(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Blocks != blocks || st.BytesLoaded != int64(len(src.data)) {
+		t.Fatalf("after reading every byte once: %+v", st)
 	}
 	if !bytes.Equal(bytes.Join(res.Slices, nil), held) {
 		t.Fatal("a held result changed while its blocks' buffers were free to be reused")
@@ -139,4 +151,62 @@ func TestReadByReference(t *testing.T) {
 func within(s, p []byte) bool {
 	a, lo := uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(p)))
 	return a >= lo && a < lo+uintptr(len(p))
+}
+
+// A reader of scattered ranges (a footer, then column chunks of half a
+// block to two blocks, each read in pieces by two goroutines at once, as
+// the kernel sends a large read) loads the pages it reads and no more, and
+// reads the right bytes.
+func TestScatteredRangesLoadWhatIsAsked(t *testing.T) {
+	c := openCache(t, t.TempDir(), Options{StoreQueue: 64})
+	defer closeCache(t, c)
+	const blocks = 64
+	size := int64(blocks*testBS - 1000)
+	src := newSource(13, int(size))
+	r := c.NewReader(Key{Path: "/table.parquet"}, size, src.load)
+	ctx := context.Background()
+	type rng struct{ off, n int64 }
+	ranges := []rng{{size - 8192, 8192}}
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for range 6 {
+		n := testBS/2 + rnd.Int64N(2*testBS-testBS/2)
+		ranges = append(ranges, rng{rnd.Int64N(size-n) &^ (partPage - 1), n})
+	}
+	var asked int64
+	pages := map[int64]bool{}
+	for _, g := range ranges {
+		for pg := g.off / partPage; pg*partPage < g.off+g.n; pg++ {
+			pages[pg] = true
+		}
+		const piece = testBS / 4
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				buf := make([]byte, piece)
+				for off := g.off + int64(w)*piece; off < g.off+g.n; off += 2 * piece {
+					m := min(piece, g.off+g.n-off)
+					res, err := r.Read(ctx, buf[:m], off)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got := res.Bytes(make([]byte, m)); !bytes.Equal(got, src.data[off:off+m]) {
+						t.Errorf("range at %d: wrong bytes at %d", g.off, off)
+					}
+					res.Release()
+				}
+			})
+		}
+		wg.Wait()
+		asked += g.n
+	}
+	var pageBytes int64
+	for pg := range pages {
+		pageBytes += min(partPage, size-pg*partPage)
+	}
+	st := c.Stats()
+	if st.BytesLoaded > pageBytes || st.ReadAheads != 0 {
+		t.Fatalf("loaded %d bytes (%d read-aheads) for %d asked, %d in whole pages", st.BytesLoaded, st.ReadAheads, asked, pageBytes)
+	}
+	t.Logf("asked %d bytes, loaded %d (%.3f×) in %d loads", asked, st.BytesLoaded, float64(st.BytesLoaded)/float64(asked), st.LoaderCalls)
 }

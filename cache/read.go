@@ -22,12 +22,13 @@ func (c *Cache) ReadAt(ctx context.Context, key Key, size int64, p []byte, off i
 	if size < 0 {
 		return 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, size)
 	}
-	return c.readEntry(ctx, c.lookup(key, size, true), p, off, load)
+	return c.readEntry(ctx, c.lookup(key, size, true), p, off, load, true)
 }
 
-func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, load Loader) (int, error) {
+// readEntry reads into p; see readEntryInto for whole.
+func (c *Cache) readEntry(ctx context.Context, e *entry, p []byte, off int64, load Loader, whole bool) (int, error) {
 	var res Result
-	err := c.readEntryInto(ctx, e, p, off, load, &res)
+	err := c.readEntryInto(ctx, e, p, off, load, whole, &res)
 	n := res.N
 	if len(res.bufs) > 0 {
 		// Copy the bytes served from memory into p.
@@ -78,8 +79,10 @@ func (r *Result) Bytes(buf []byte) []byte {
 
 // readEntryInto reads len(p) bytes at off into res: blocks held in memory
 // by reference, blocks read from a cache file into p. On error res holds
-// the bytes before the failing block.
-func (c *Cache) readEntryInto(ctx context.Context, e *entry, p []byte, off int64, load Loader, res *Result) error {
+// the bytes before the failing block. A block that must be loaded is loaded
+// whole when whole is set (a streaming reader), else only in the pages the
+// read needs (readPartial).
+func (c *Cache) readEntryInto(ctx context.Context, e *entry, p []byte, off int64, load Loader, whole bool, res *Result) error {
 	if off < 0 {
 		return fmt.Errorf("%w: offset %d", ErrInvalidArgument, off)
 	}
@@ -96,7 +99,7 @@ func (c *Cache) readEntryInto(ctx context.Context, e *entry, p []byte, off int64
 		b := pos / e.bs
 		bOff := pos - b*e.bs
 		m := int(min(int64(len(want)-n), e.blockLen(b)-bOff))
-		bb, err := c.readBlock(ctx, e, b, bOff, want[n:n+m], load)
+		bb, err := c.readBlock(ctx, e, b, bOff, want[n:n+m], load, whole)
 		if err != nil {
 			return err
 		}
@@ -118,8 +121,11 @@ func (c *Cache) readEntryInto(ctx context.Context, e *entry, p []byte, off int64
 
 // readBlock serves the bytes at bOff of block b, len(dst) of them: from a
 // loaded block in memory, returned with a reference for the caller, or
-// read from the cache file into dst (nil is returned).
-func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader) (*blockBuf, error) {
+// read from the cache file into dst (nil is returned). A block that is
+// nowhere is loaded whole if whole is set, else in part; a block already
+// partly loaded is completed in part either way, so that no byte is
+// loaded twice.
+func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []byte, load Loader, whole bool) (*blockBuf, error) {
 	for attempt := 0; ; attempt++ {
 		if bb := c.hot.get(e, b); bb != nil {
 			c.st.hotHits.Add(1)
@@ -131,6 +137,14 @@ func (c *Cache) readBlock(ctx context.Context, e *entry, b, bOff int64, dst []by
 			c.st.hits.Add(1)
 			c.st.bytesFromCache.Add(int64(len(dst)))
 			return nil, nil
+		}
+		if (!whole || c.hasPartial(e, b)) && !c.inFlight(e, b) {
+			bb, err := c.readPartial(ctx, e, b, bOff, len(dst), load)
+			if err != nil {
+				return nil, err
+			}
+			c.st.misses.Add(1)
+			return bb, nil
 		}
 		// The block may have been stored between the check and the load;
 		// after a few rounds, load regardless.

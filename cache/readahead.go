@@ -11,22 +11,33 @@ import (
 // requests concurrently and they may arrive slightly out of order.
 const seqWindow = 1 << 20
 
-// A Reader reads one file through the cache on behalf of one open handle. It
-// detects sequential access and then loads the blocks ahead of the reader in
-// the background, at most Options.ReadAheadBlocks ahead and at most
-// Options.MaxBackgroundLoads at a time for the whole cache. A Reader is safe
-// for concurrent use.
+// streamBlocks is how many blocks a run of sequential reads must cover
+// before its reader counts as streaming: blocks are then loaded whole, and
+// read ahead. Below it (a footer, a column chunk of a Parquet or ORC file)
+// a read loads the pages it asks for and nothing more.
+const streamBlocks = 4
+
+// A Reader reads one file through the cache on behalf of one open handle.
+// It follows the run of sequential reads the handle is making. Until the
+// run covers streamBlocks blocks, the reader is taken for a random one: a
+// block it needs is loaded only in the pages it reads (partials). Past
+// that the reader streams: blocks are loaded whole, and the blocks ahead of
+// the reader are loaded in the background, a window that grows with the
+// run (a block ahead for every two blocks read) up to
+// Options.ReadAheadBlocks, at most Options.MaxBackgroundLoads at a time
+// for the whole cache. A Reader is safe for concurrent use.
 type Reader struct {
 	c    *Cache
 	key  Key
 	size int64
 	load Loader
 
-	mu     sync.Mutex
-	e      *entry
-	next   int64 // where the previous read ended
-	streak int   // consecutive sequential reads
-	ahead  int64 // first block not yet considered for read-ahead
+	mu       sync.Mutex
+	e        *entry
+	next     int64 // where the previous read ended
+	started  bool  // a read was made
+	runStart int64 // where the current run of sequential reads started
+	ahead    int64 // first block not yet considered for read-ahead
 }
 
 // NewReader returns a Reader of the file identified by key and size that
@@ -42,11 +53,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	defer c.ops.Done()
-	e, from, to, err := r.start(off, len(p))
+	e, whole, from, to, err := r.start(off, len(p))
 	if err != nil {
 		return 0, err
 	}
-	n, err := c.readEntry(ctx, e, p, off, r.load)
+	n, err := c.readEntry(ctx, e, p, off, r.load, whole)
 	r.finish(e, from, to)
 	return n, err
 }
@@ -62,22 +73,22 @@ func (r *Reader) Read(ctx context.Context, p []byte, off int64) (Result, error) 
 		return res, err
 	}
 	defer c.ops.Done()
-	e, from, to, err := r.start(off, len(p))
+	e, whole, from, to, err := r.start(off, len(p))
 	if err != nil {
 		return res, err
 	}
-	err = c.readEntryInto(ctx, e, p, off, r.load, &res)
+	err = c.readEntryInto(ctx, e, p, off, r.load, whole, &res)
 	r.finish(e, from, to)
 	return res, err
 }
 
 // start looks the entry up and records a read of n bytes at off; it
-// returns the blocks [from, to) to read ahead once the read is served
-// (finish).
-func (r *Reader) start(off int64, n int) (e *entry, from, to int64, err error) {
+// returns whether the reader streams (blocks are loaded whole) and the
+// blocks [from, to) to read ahead once the read is served (finish).
+func (r *Reader) start(off int64, n int) (e *entry, whole bool, from, to int64, err error) {
 	c := r.c
 	if r.size < 0 {
-		return nil, 0, 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, r.size)
+		return nil, false, 0, 0, fmt.Errorf("%w: size %d", ErrInvalidArgument, r.size)
 	}
 	end := off + int64(n)
 	r.mu.Lock()
@@ -87,20 +98,23 @@ func (r *Reader) start(off int64, n int) (e *entry, from, to int64, err error) {
 	}
 	e = r.e
 	window := min(int64(seqWindow), c.opts.BlockSize)
-	if d := off - r.next; d >= -window && d <= window {
-		r.streak++
-	} else {
-		r.streak = 0
+	if d := off - r.next; !r.started || d < -window || d > window {
+		r.runStart = off
 		r.ahead = 0
 	}
+	r.started = true
 	r.next = end
-	if r.streak >= 2 && c.opts.ReadAheadBlocks > 0 && n > 0 && end <= e.size {
-		// The ReadAheadBlocks blocks after the one holding the last byte read.
+	run := end - r.runStart
+	whole = run >= streamBlocks*e.bs
+	if whole && c.opts.ReadAheadBlocks > 0 && n > 0 && end <= e.size {
+		// The blocks after the one holding the last byte read, a window
+		// growing with the run.
+		window := min(int64(c.opts.ReadAheadBlocks), max(1, run/(2*e.bs)))
 		last := (end - 1) / e.bs
 		from = max(last+1, r.ahead)
-		to = min(last+1+int64(c.opts.ReadAheadBlocks), e.nblocks)
+		to = min(last+1+window, e.nblocks)
 	}
-	return e, from, to, nil
+	return e, whole, from, to, nil
 }
 
 // finish starts the read-ahead of blocks [from, to) that start decided.
@@ -121,7 +135,7 @@ func (r *Reader) finish(e *entry, from, to int64) {
 // background slots are full).
 func (c *Cache) readAhead(e *entry, from, to int64, load Loader) int64 {
 	for b := from; b < to; b++ {
-		if c.inFlight(e, b) || e.maybePresent(b) {
+		if c.inFlight(e, b) || e.maybePresent(b) || c.hasPartial(e, b) {
 			continue
 		}
 		select {

@@ -13,21 +13,8 @@ func TestReadAheadSequential(t *testing.T) {
 	src := newSource(20, int(size))
 	r := c.NewReader(Key{Path: "/seq"}, size, src.load)
 	p := make([]byte, testBS)
-	// Three sequential reads of blocks 0, 1 and 2: the third is the second in
-	// a row that continues where the last one ended.
-	for b := int64(0); b < 3; b++ {
-		if _, err := r.ReadAt(context.Background(), p, b*testBS); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := []int64{0, 1, 2, 3, 4, 5}
-	waitFor(t, "read-ahead of blocks 3-5", func() bool { return len(src.offsets()) == len(want) })
-	c.bg.Wait()
-	if got := blocksOf(src.offsets()); !slices.Equal(got, want) {
-		t.Fatalf("loaded blocks %v, want %v", got, want)
-	}
-	// The reader finds them in the cache, and read-ahead moves on.
-	for b := int64(3); b < 6; b++ {
+	read := func(b int64) {
+		t.Helper()
 		if _, err := r.ReadAt(context.Background(), p, b*testBS); err != nil {
 			t.Fatal(err)
 		}
@@ -35,31 +22,58 @@ func TestReadAheadSequential(t *testing.T) {
 			t.Fatalf("block %d: wrong data", b)
 		}
 	}
+	// Until the run covers streamBlocks blocks, nothing is read ahead.
+	for b := int64(0); b < streamBlocks-1; b++ {
+		read(b)
+	}
 	c.bg.Wait()
-	if got := src.callsAt(3*testBS) + src.callsAt(4*testBS) + src.callsAt(5*testBS); got != 3 {
-		t.Fatalf("blocks 3-5 loaded %d times, want once each", got)
+	if got := blocksOf(src.offsets()); !slices.Equal(got, []int64{0, 1, 2}) {
+		t.Fatalf("loaded blocks %v before the run streams, want 0-2", got)
 	}
-	if got := blocksOf(src.offsets()); !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8}) {
-		t.Fatalf("loaded blocks %v, want 0-8", got)
+	// The fourth read streams: the window opens at two blocks (one for
+	// every two read), then grows to ReadAheadBlocks.
+	read(3)
+	want := []int64{0, 1, 2, 3, 4, 5}
+	waitFor(t, "read-ahead of blocks 4-5", func() bool { return len(src.offsets()) == len(want) })
+	c.bg.Wait()
+	if got := blocksOf(src.offsets()); !slices.Equal(got, want) {
+		t.Fatalf("loaded blocks %v, want %v", got, want)
 	}
-	if st := c.Stats(); st.ReadAheads != 7 {
-		t.Fatalf("ReadAheads = %d, want 7 (2-4, then one more per read)", st.ReadAheads)
+	for b := int64(4); b < 7; b++ {
+		read(b)
+	}
+	c.bg.Wait()
+	if got := blocksOf(src.offsets()); !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("loaded blocks %v, want 0-9 (three ahead of block 6)", got)
+	}
+	for b := int64(0); b < 10; b++ {
+		if n := src.callsAt(b * testBS); n != 1 {
+			t.Fatalf("block %d loaded %d times, want once", b, n)
+		}
 	}
 
 	// Small sequential reads (a kernel's 128 KiB requests in a 4 MiB block)
-	// count too, and read-ahead never reaches past the end of the file.
-	src2 := newSource(21, int(3*testBS+10))
+	// count too: each loads its pages until the run streams; read-ahead
+	// never reaches past the end of the file, and no byte is loaded twice.
+	src2 := newSource(21, int(6*testBS+10))
 	r2 := c.NewReader(Key{Path: "/small-reads"}, int64(len(src2.data)), src2.load)
+	before := c.Stats().BytesLoaded
 	q := make([]byte, testBS/4)
-	for off := int64(0); off < testBS; off += int64(len(q)) {
+	for off := int64(0); off < 5*testBS; off += int64(len(q)) {
 		if _, err := r2.ReadAt(context.Background(), q, off); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "read-ahead to the end", func() bool { return len(src2.offsets()) == 4 })
 	c.bg.Wait()
-	if got := blocksOf(src2.offsets()); !slices.Equal(got, []int64{0, 1, 2, 3}) {
-		t.Fatalf("loaded blocks %v, want 0-3", got)
+	if err := c.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Compact(blocksOf(src2.offsets()))
+	if !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("loaded blocks %v, want 0-6", got)
+	}
+	if n := c.Stats().BytesLoaded - before; n != int64(len(src2.data)) {
+		t.Fatalf("loaded %d bytes of a %d-byte file", n, len(src2.data))
 	}
 }
 
