@@ -196,6 +196,16 @@ func (m *benchMount) profile(tb testing.TB, file string, d time.Duration) chan s
 	return done
 }
 
+// ufsBytes returns the bytes mountd's cache loaded from the UFS
+// (skyfs_cache_read_bytes_total{source="ufs"}), or -1.
+func (m *benchMount) ufsBytes() int64 {
+	v, err := scrapeSum(m.admin, `skyfs_cache_read_bytes_total{source="ufs"}`)
+	if err != nil {
+		return -1
+	}
+	return int64(v)
+}
+
 // resetPeakRSS starts a new measure of mountd's peak resident memory
 // (clear_refs 5 resets VmHWM).
 func (m *benchMount) resetPeakRSS() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,6 +108,13 @@ func BenchmarkMountData(b *testing.B) {
 	if _, err := mc.PutObject(ctx, bucket, "data/big", bytes.NewReader(data), size, put); err != nil {
 		b.Fatal(err)
 	}
+	an := newAnalytical(size)
+	for i := range an.files {
+		part := data[int64(i)*an.fileSize%(size-an.fileSize+1):][:an.fileSize]
+		if _, err := mc.PutObject(ctx, bucket, "data/"+an.name(i), bytes.NewReader(part), an.fileSize, put); err != nil {
+			b.Fatal(err)
+		}
+	}
 	c.mustCLI(append([]string{"mount", "/data"}, s3MountArgs(srv, bucket, "data")...)...)
 	c.mustCLI("sync", "/data")
 
@@ -165,6 +173,61 @@ func BenchmarkMountData(b *testing.B) {
 		r := mbps(size, median(ranged))
 		b.ReportMetric(r, "ranged-get-MB/s")
 		b.ReportMetric(s/r, "x-ranged-get")
+	})
+
+	b.Run("analytical", func(b *testing.B) {
+		var direct, sky []time.Duration
+		var asked, fetched int64
+		var rss int64
+		for i := 0; b.Loop(); i++ {
+			ranges := an.ranges(uint64(i + 1))
+			interleave(i,
+				func() {
+					dropTree(b, srv.Dir)
+					direct = append(direct, an.run(b, ranges, func(f int, off, n int64, buf []byte) error {
+						var opts minio.GetObjectOptions
+						if err := opts.SetRange(off, off+n-1); err != nil {
+							return err
+						}
+						obj, err := mc.GetObject(ctx, bucket, "data/"+an.name(f), opts)
+						if err != nil {
+							return err
+						}
+						defer obj.Close()
+						_, err = io.ReadFull(obj, buf[:n])
+						return err
+					}))
+				},
+				func() {
+					m.stop()
+					m.start(true)
+					dropTree(b, srv.Dir)
+					before := m.ufsBytes()
+					files := make([]*os.File, an.files)
+					for f := range files {
+						var err error
+						if files[f], err = os.Open(m.path(an.name(f))); err != nil {
+							b.Fatal(err)
+						}
+					}
+					sky = append(sky, an.run(b, ranges, func(f int, off, n int64, buf []byte) error {
+						_, err := files[f].ReadAt(buf[:n], off)
+						return err
+					}))
+					for _, f := range files {
+						f.Close()
+					}
+					fetched += m.ufsBytes() - before
+					asked += an.asked(ranges)
+					rss = max(rss, m.peakRSS())
+				})
+		}
+		d, s := median(direct), median(sky)
+		b.ReportMetric(s.Seconds()/d.Seconds(), "x-time-direct-get")
+		b.ReportMetric(float64(fetched)/float64(asked), "x-bytes-fetched")
+		b.ReportMetric(float64(s.Milliseconds()), "ms")
+		b.ReportMetric(float64(d.Milliseconds()), "direct-get-ms")
+		b.ReportMetric(float64(rss)/(1<<20), "mountd-peak-RSS-MiB")
 	})
 
 	b.Run("seq-read-warm", func(b *testing.B) {
@@ -594,4 +657,84 @@ func reportAgainst(b *testing.B, unit string, sky float64, base string, baseline
 	b.ReportMetric(sky, unit)
 	b.ReportMetric(baseline, base+"-"+unit)
 	b.ReportMetric(sky/baseline, "x-"+base)
+}
+
+// analytical is the read pattern of a columnar query: files (32 of 64 MiB
+// for a 1 GiB SKYFS_BENCH_SIZE, smaller in proportion), each read as its
+// footer (the last 64 KiB), then 4 ranges of 2-8 MiB (in proportion) at
+// random offsets, files taken by 4 goroutines.
+type analytical struct {
+	files    int
+	fileSize int64
+}
+
+// A read of the analytical pattern: file f, n bytes at off.
+type anRange struct {
+	f      int
+	off, n int64
+}
+
+func newAnalytical(size int64) analytical {
+	return analytical{files: 32, fileSize: max(size/16, 1<<20)}
+}
+
+func (a analytical) name(f int) string { return fmt.Sprintf("an/f%02d.parquet", f) }
+
+// ranges returns each file's reads, footer first, drawn from seed.
+func (a analytical) ranges(seed uint64) [][]anRange {
+	r := rand.New(rand.NewPCG(seed, 99))
+	footer := min(64<<10, a.fileSize)
+	out := make([][]anRange, a.files)
+	for f := range out {
+		out[f] = append(out[f], anRange{f, a.fileSize - footer, footer})
+		for range 4 {
+			n := a.fileSize/32 + r.Int64N(a.fileSize/8-a.fileSize/32+1)
+			out[f] = append(out[f], anRange{f, r.Int64N(a.fileSize - n + 1), n})
+		}
+	}
+	return out
+}
+
+// asked is the bytes the ranges read.
+func (a analytical) asked(ranges [][]anRange) int64 {
+	var n int64
+	for _, rs := range ranges {
+		for _, g := range rs {
+			n += g.n
+		}
+	}
+	return n
+}
+
+// run reads the ranges with read from 4 goroutines, a file at a time each,
+// and returns how long it took.
+func (a analytical) run(b *testing.B, ranges [][]anRange, read func(f int, off, n int64, buf []byte) error) time.Duration {
+	b.Helper()
+	next := make(chan []anRange, len(ranges))
+	for _, rs := range ranges {
+		next <- rs
+	}
+	close(next)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			buf := make([]byte, a.fileSize/8+1)
+			for rs := range next {
+				for _, g := range rs {
+					if err := read(g.f, g.off, g.n, buf); err != nil {
+						failed.Store(fmt.Errorf("file %d at %d: %w", g.f, g.off, err))
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+	return took
 }
