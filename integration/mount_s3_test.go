@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -62,6 +63,7 @@ func TestMountS3(t *testing.T) {
 	t.Run("KillAfterCloseS3", func(t *testing.T) { testKillAfterCloseS3(t, e) })
 	t.Run("FlippedByte", func(t *testing.T) { testFlippedByte(t, e) })
 	t.Run("CacheBound", func(t *testing.T) { testCacheBound(t, e) })
+	t.Run("ReadPatterns", func(t *testing.T) { testReadPatterns(t, e) })
 	t.Run("FailoverUnderMountS3", func(t *testing.T) { testFailoverUnderMountS3(t, e) })
 }
 
@@ -450,6 +452,114 @@ func testCacheBound(t *testing.T, e *s3Env) {
 	if peak.Load() < capacity/2 {
 		t.Errorf("the cache never held more than %d bytes: it did not cache", peak.Load())
 	}
+}
+
+// testReadPatterns reads files of a MinIO bucket through a mount whose
+// cache (24 MiB) holds less than one pass over them, so blocks are evicted
+// while the files are read: as a columnar query does (the footer, then
+// ranges of 1-5 MiB at random offsets, from 4 goroutines), which fetches
+// about what it asks for; in scattered small reads; and from start to end,
+// twice. Every read returns the object's bytes.
+func testReadPatterns(t *testing.T, e *s3Env) {
+	const files = 3
+	datas := make([][]byte, files)
+	for i := range files {
+		datas[i] = randomData(uint64(700+i), 20<<20+4099*i)
+		e.putObject(t, fmt.Sprintf("patterns/f%d", i), datas[i])
+	}
+	e.mount(t, "/patterns", "patterns")
+	h := newAdminHost(t, e.c, "R", "/patterns", "cache_size=24M")
+	h.start()
+	name := func(i int) string { return h.path(fmt.Sprintf("f%d", i)) }
+
+	type rng struct {
+		f      int
+		off, n int64
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var ranges []rng
+	var asked int64
+	for i := range files {
+		size := int64(len(datas[i]))
+		ranges = append(ranges, rng{i, size - 64<<10, 64 << 10})
+		for range 4 {
+			n := 1<<20 + r.Int64N(4<<20)
+			ranges = append(ranges, rng{i, r.Int64N(size - n), n})
+		}
+	}
+	for _, g := range ranges {
+		asked += g.n
+	}
+	before := h.metric(t, `skyfs_cache_read_bytes_total{source="ufs"}`)
+	next := make(chan rng, len(ranges))
+	for _, g := range ranges {
+		next <- g
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for g := range next {
+				f, err := os.Open(name(g.f))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				buf := make([]byte, g.n)
+				_, err = f.ReadAt(buf, g.off)
+				f.Close()
+				if err != nil {
+					t.Errorf("f%d at %d: %v", g.f, g.off, err)
+					return
+				}
+				if err := sameBytes(buf, datas[g.f][g.off:g.off+g.n]); err != nil {
+					t.Errorf("f%d, %d bytes at %d: %v", g.f, g.n, g.off, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fetched := h.metric(t, `skyfs_cache_read_bytes_total{source="ufs"}`) - before
+	t.Logf("columnar reads: %d bytes asked, %.0f fetched (%.2f×)", asked, fetched, fetched/float64(asked))
+	// Whole blocks and their read-ahead fetched 2.7× the bytes asked.
+	if fetched > 1.5*float64(asked) {
+		t.Errorf("columnar reads fetched %.0f bytes for %d asked", fetched, asked)
+	}
+
+	for i := range files {
+		f, err := os.Open(name(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM)
+		for range 50 {
+			n := 1 + r.Int64N(200<<10)
+			off := r.Int64N(int64(len(datas[i])) - n)
+			buf := make([]byte, n)
+			if _, err := f.ReadAt(buf, off); err != nil {
+				t.Fatalf("f%d at %d: %v", i, off, err)
+			}
+			if err := sameBytes(buf, datas[i][off:off+n]); err != nil {
+				t.Fatalf("f%d, %d bytes at %d: %v", i, n, off, err)
+			}
+		}
+		f.Close()
+	}
+	for pass := range 2 {
+		for i := range files {
+			got, err := readUncached(name(i))
+			if err != nil {
+				t.Fatalf("pass %d: %v", pass, err)
+			}
+			if err := sameBytes(got, datas[i]); err != nil {
+				t.Errorf("pass %d, f%d: %v", pass, i, err)
+			}
+		}
+	}
+	if ev := h.metric(t, "skyfs_cache_evictions_total"); ev == 0 {
+		t.Errorf("no block was evicted: the reads did not run while blocks went")
+	}
+	h.umount()
 }
 
 // testFailoverUnderMountS3: one process writes new files and another reads
