@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,9 @@ type flight struct {
 	forced bool
 	stats  loadStats
 	err    error
+	// listed counts the UFS entries the load has listed so far, for the
+	// progress of a sync that waits for it.
+	listed atomic.Uint64
 }
 
 // ensureLoaded loads directory ino from its mount's UFS when it is under a
@@ -78,7 +82,7 @@ func (s *Server) ensureLoaded(ctx context.Context, ino uint64, force bool) (load
 		s.loads.mu.Unlock()
 		if !running {
 			go func() {
-				f.stats, f.err = s.loadDir(s.bg, m, ino, rel)
+				f.stats, f.err = s.loadDir(s.bg, m, ino, rel, &f.listed)
 				s.loads.mu.Lock()
 				delete(s.loads.flights, ino)
 				s.loads.mu.Unlock()
@@ -98,9 +102,10 @@ func (s *Server) ensureLoaded(ctx context.Context, ino uint64, force bool) (load
 }
 
 // loadDir lists directory ino of mount m (UFS path rel) in pages and journals
-// the listing in LoadDir entries of at most meta.MaxLoadBatch children. Names
-// that cannot be names in the namespace are skipped and logged.
-func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel string) (loadStats, error) {
+// the listing in LoadDir entries of at most meta.MaxLoadBatch children,
+// counting the entries it lists in listed. Names that cannot be names in the
+// namespace are skipped and logged.
+func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel string, listed *atomic.Uint64) (loadStats, error) {
 	st := loadStats{dirs: 1}
 	fsys, err := s.ufs.get(ctx, m)
 	if err != nil {
@@ -148,6 +153,7 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 		if err != nil {
 			return st, ufsFail(m, err)
 		}
+		listed.Add(uint64(len(page.Entries)))
 		for _, fi := range page.Entries {
 			st.entries++
 			if en := meta.CheckName([]byte(fi.Name)); en != 0 {
@@ -343,6 +349,17 @@ func (s *Server) preloadInode(ctx context.Context, ino uint64, path string) erro
 	return s.preloadPath(ctx, comps, true)
 }
 
+// listedSoFar returns how many UFS entries the load of directory ino in
+// flight has listed (0 when none runs).
+func (s *Server) listedSoFar(ino uint64) uint64 {
+	s.loads.mu.Lock()
+	defer s.loads.mu.Unlock()
+	if f, ok := s.loads.flights[ino]; ok {
+		return f.listed.Load()
+	}
+	return 0
+}
+
 // syncProgressEvery is how often a sync reports progress.
 const syncProgressEvery = 500 * time.Millisecond
 
@@ -352,11 +369,15 @@ func (m *mountServer) Sync(req *pb.SyncRequest, stream pb.Mounts_SyncServer) err
 	s := m.s
 	ctx := stream.Context()
 	var total loadStats
-	send := func(done bool, err error) error {
-		p := &pb.SyncProgress{
-			Directories: total.dirs, Entries: total.entries, Added: total.added,
-			Removed: total.removed, Updated: total.updated, Skipped: total.skipped, Done: done,
+	progress := func(t loadStats, done bool) *pb.SyncProgress {
+		return &pb.SyncProgress{
+			Directories: t.dirs, Entries: t.entries, Added: t.added,
+			Removed: t.removed, Updated: t.updated, Skipped: t.skipped, Done: done,
 		}
+	}
+	sendStats := func(t loadStats) error { return stream.Send(progress(t, false)) }
+	send := func(done bool, err error) error {
+		p := progress(total, done)
 		en, msg, err := s.outcome(err)
 		if err != nil {
 			return err
@@ -402,10 +423,34 @@ func (m *mountServer) Sync(req *pb.SyncRequest, stream pb.Mounts_SyncServer) err
 	for len(queue) > 0 {
 		ino := queue[0]
 		queue = queue[1:]
-		st, err := s.ensureLoaded(ctx, ino, true)
-		total.add(st)
-		if err != nil {
-			return send(true, err)
+		// The load runs apart, so that progress goes on being reported
+		// while one directory of millions of entries loads.
+		type outcome struct {
+			st  loadStats
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			st, err := s.ensureLoaded(ctx, ino, true)
+			done <- outcome{st, err}
+		}()
+		var o outcome
+		for waiting := true; waiting; {
+			select {
+			case o = <-done:
+				waiting = false
+			case <-time.After(max(0, syncProgressEvery-time.Since(last))):
+				last = time.Now()
+				inFlight := total
+				inFlight.entries += s.listedSoFar(ino)
+				if err := sendStats(inFlight); err != nil {
+					return err
+				}
+			}
+		}
+		total.add(o.st)
+		if o.err != nil {
+			return send(true, o.err)
 		}
 		if req.Recursive {
 			var cursor []byte

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skyfs/skyfs/meta"
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
+	"github.com/skyfs/skyfs/ufs"
 	_ "github.com/skyfs/skyfs/ufs/local" // file:// mounts
 )
 
@@ -586,5 +587,80 @@ func TestStatLoadedPath(t *testing.T) {
 	mustOK(t, "stat /w/b/g", r.GetErrno(), r.GetMessage(), err)
 	if r.Attr.Type != pb.FileType_REGULAR || e.j.proposals.Load() == loads {
 		t.Errorf("stat /w/b/g through a directory not loaded: %v after %d proposals", r.Attr, e.j.proposals.Load()-loads)
+	}
+}
+
+// listGate holds every listing page after the first until released.
+type listGate struct {
+	ufs.FileSystem
+	release chan struct{}
+}
+
+func (g *listGate) List(ctx context.Context, dir string, o ufs.ListOptions) (ufs.Page, error) {
+	if o.Cursor != "" {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ufs.Page{}, ctx.Err()
+		}
+	}
+	return g.FileSystem.List(ctx, dir, o)
+}
+
+// chanStream passes the messages of a Sync call made in-process to a channel.
+type chanStream struct {
+	grpc.ServerStream
+	ctx  context.Context
+	msgs chan *pb.SyncProgress
+}
+
+func (s *chanStream) Context() context.Context      { return s.ctx }
+func (s *chanStream) Send(p *pb.SyncProgress) error { s.msgs <- p; return nil }
+func (s *chanStream) SetHeader(metadata.MD) error   { return nil }
+
+// A sync reports progress while one directory loads, not only between
+// directories: the entries listed so far of a directory whose listing is
+// held after its first page, and then the totals once it is released.
+func TestSyncProgressWithinADirectory(t *testing.T) {
+	g := &listGate{release: make(chan struct{})}
+	e := newEnvWith(t, func(c *Config) {
+		c.ListPageSize = 5
+		c.WrapUFS = func(fsys ufs.FileSystem, _ string) ufs.FileSystem {
+			g.FileSystem = fsys
+			return g
+		}
+	})
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("f%02d", i))
+	}
+	e.mount(t, "/w", false, names...)
+	st := &chanStream{ctx: ctxT(t), msgs: make(chan *pb.SyncProgress, 64)}
+	errc := make(chan error, 1)
+	go func() { errc <- (&mountServer{s: e.srv}).Sync(&pb.SyncRequest{Path: "/w"}, st) }()
+	deadline := time.After(20 * time.Second)
+	released := false
+	for {
+		select {
+		case p := <-st.msgs:
+			switch {
+			case !p.Done && !released:
+				if p.Entries != 5 || p.Directories != 0 {
+					t.Fatalf("progress while the first page is loaded: %v, want 5 entries of a directory not done", p)
+				}
+				released = true
+				close(g.release)
+			case p.Done:
+				if !released || p.Errno != 0 || p.Entries != 12 || p.Directories != 1 || p.Added != 12 {
+					t.Fatalf("sync ended with %v (progress seen: %v), want 12 entries added in 1 directory after progress", p, released)
+				}
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no progress while the directory's listing was held")
+		}
 	}
 }

@@ -180,12 +180,25 @@ var syncCmd = &command{
 			return usagef("sync: want PATH")
 		}
 		start := time.Now()
+		tty, shown := isTerminal(r.env.Stderr), false
 		p, err := r.c.Sync(ctx, args[0], r.o.recursive, func(p *pb.SyncProgress) {
-			if r.o.output != "json" {
-				fmt.Fprintf(r.env.Stderr, "sync %s: %d directories, %d entries so far (%v)\n",
-					args[0], p.Directories, p.Entries, time.Since(start).Round(time.Second))
+			if r.o.output == "json" {
+				return
 			}
+			took := time.Since(start)
+			line := fmt.Sprintf("sync %s: %d directories, %d entries so far, %.0f entries/s (%v)",
+				args[0], p.Directories, p.Entries, float64(p.Entries)/max(took.Seconds(), 1e-3), took.Round(time.Second))
+			if tty {
+				// One line redrawn in place, cleared when the sync ends.
+				fmt.Fprintf(r.env.Stderr, "\r%s\x1b[K", line)
+				shown = true
+				return
+			}
+			fmt.Fprintln(r.env.Stderr, line)
 		})
+		if shown {
+			fmt.Fprint(r.env.Stderr, "\r\x1b[K")
+		}
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", args[0], err)
 		}
