@@ -147,12 +147,34 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 		batch = batch[:0]
 		return nil
 	}
-	cursor := ""
-	for {
-		page, err := fsys.List(ctx, rel, ufs.ListOptions{Cursor: cursor, PageSize: s.cfg.ListPageSize})
-		if err != nil {
-			return st, ufsFail(m, err)
+	// The next page is listed while this one is journaled, so that a load
+	// runs at the pace of the slower of the two rather than of their sum;
+	// one page waits at most.
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pages := make(chan ufs.Page, 1)
+	var listErr error // set before pages is closed
+	go func() {
+		defer close(pages)
+		cursor := ""
+		for {
+			page, err := fsys.List(lctx, rel, ufs.ListOptions{Cursor: cursor, PageSize: s.cfg.ListPageSize})
+			if err != nil {
+				listErr = err
+				return
+			}
+			select {
+			case pages <- page:
+			case <-lctx.Done():
+				return
+			}
+			if page.Next == "" {
+				return
+			}
+			cursor = page.Next
 		}
+	}()
+	for page := range pages {
 		listed.Add(uint64(len(page.Entries)))
 		for _, fi := range page.Entries {
 			st.entries++
@@ -171,14 +193,13 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 			batch = append(batch, c)
 			if len(batch) == meta.MaxLoadBatch {
 				if err := flush(false); err != nil {
-					return st, err
+					return st, err // stop ends the listing
 				}
 			}
 		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
+	}
+	if listErr != nil {
+		return st, ufsFail(m, listErr)
 	}
 	return st, flush(true)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -663,4 +664,63 @@ func TestSyncProgressWithinADirectory(t *testing.T) {
 			t.Fatal("no progress while the directory's listing was held")
 		}
 	}
+}
+
+// failLater fails every listing page after the first.
+type failLater struct{ ufs.FileSystem }
+
+func (f failLater) List(ctx context.Context, dir string, o ufs.ListOptions) (ufs.Page, error) {
+	if o.Cursor != "" {
+		return ufs.Page{}, fmt.Errorf("listing broke: %w", syscall.EIO)
+	}
+	return f.FileSystem.List(ctx, dir, o)
+}
+
+// A listing that fails after its first page (listed ahead while the first is
+// journaled) fails the load, which leaves the directory unloaded; once the
+// UFS lists again, the load finishes with every name.
+func TestLoadFailsOnALaterPage(t *testing.T) {
+	var broken atomic.Bool
+	broken.Store(true)
+	e := newEnvWith(t, func(c *Config) {
+		c.ListPageSize = 4
+		c.WrapUFS = func(fsys ufs.FileSystem, _ string) ufs.FileSystem {
+			return switchUFS{fsys, &broken}
+		}
+	})
+	var names []string
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("f%02d", i))
+	}
+	e.mount(t, "/w", false, names...)
+	r, err := e.ns.ReadDir(ctxT(t), &pb.ReadDirRequest{Path: "/w"})
+	if err != nil || r.Errno == 0 {
+		t.Fatalf("readdir over a listing that breaks: %v %v, want an errno", r, err)
+	}
+	var loaded bool
+	e.j.View(func(tx meta.Txn) error {
+		a, err := meta.Resolve(tx, "/w")
+		loaded = err == nil && a.Loaded
+		return nil
+	})
+	if loaded {
+		t.Errorf("/w is marked loaded after a listing that failed")
+	}
+	broken.Store(false)
+	if got := e.list(t, "/w"); fmt.Sprint(got) != fmt.Sprint(names) {
+		t.Errorf("/w = %v, want %v", got, names)
+	}
+}
+
+// switchUFS fails the pages after the first while broken is set.
+type switchUFS struct {
+	ufs.FileSystem
+	broken *atomic.Bool
+}
+
+func (s switchUFS) List(ctx context.Context, dir string, o ufs.ListOptions) (ufs.Page, error) {
+	if s.broken.Load() {
+		return failLater{s.FileSystem}.List(ctx, dir, o)
+	}
+	return s.FileSystem.List(ctx, dir, o)
 }
