@@ -47,7 +47,8 @@ const (
 // benchProfileEnv names a file to write a CPU profile of mountd to, taken
 // during the last cold read of BenchmarkMountData (for as long as the
 // previous one took), FILE.allocs an allocation profile of the same span;
-// FILE.write and FILE.write.allocs get those of the last write.
+// FILE.write and FILE.analytical (and their .allocs) get those of the last
+// write and the last pass of the analytical case.
 const benchProfileEnv = "SKYFS_BENCH_PROFILE"
 
 // benchFilesEnv sets how many files BenchmarkMountMeta creates, stats and
@@ -203,6 +204,10 @@ func BenchmarkMountData(b *testing.B) {
 					m.start(true)
 					dropTree(b, srv.Dir)
 					before := m.ufsBytes()
+					var profiled chan struct{}
+					if len(sky) > 0 && os.Getenv(benchProfileEnv) != "" {
+						profiled = m.profile(b, os.Getenv(benchProfileEnv)+".analytical", sky[len(sky)-1])
+					}
 					files := make([]*os.File, an.files)
 					for f := range files {
 						var err error
@@ -216,6 +221,9 @@ func BenchmarkMountData(b *testing.B) {
 					}))
 					for _, f := range files {
 						f.Close()
+					}
+					if profiled != nil {
+						<-profiled
 					}
 					fetched += m.ufsBytes() - before
 					asked += an.asked(ranges)
