@@ -13,6 +13,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/skyfs/skyfs/ufs"
 )
@@ -37,7 +38,17 @@ func (f *FS) partSizeOf(num int32) int {
 // signature: the parts and objects a writer uploads carry a CRC32 checksum
 // that S3 verifies, so hashing every byte again only costs CPU.
 func unsignedPayload(o *s3.Options) {
-	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware, markUnsigned)
+}
+
+// markUnsigned records UNSIGNED-PAYLOAD as the payload hash at the start of
+// a request, so that the checksum middleware, which hashes the body for the
+// signature itself when no hash is set, computes the CRC32 alone.
+func markUnsigned(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("skyfsUnsignedPayload",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+		}), middleware.Before)
 }
 
 // cleanupTimeout bounds the requests that clean up after a failure (abort of a
