@@ -62,6 +62,9 @@ func checkEntry(e *metapb.Entry) error {
 	if e.Op == nil {
 		return ErrUnknownEntry
 	}
+	if b, ok := e.Op.(*metapb.Entry_Batch); ok {
+		return checkBatch(b.Batch)
+	}
 	return nil
 }
 
@@ -76,6 +79,9 @@ func Apply(tx Txn, e *metapb.Entry) (Result, error) {
 	if err := ensureRoot(tx, e.TimeNs); err != nil {
 		return Result{}, err
 	}
+	if b, ok := e.Op.(*metapb.Entry_Batch); ok {
+		return applyBatch(tx, e, b.Batch)
+	}
 	var req *metapb.RequestID
 	if e.Request != nil && e.Request.Client != 0 {
 		req = e.Request
@@ -87,7 +93,7 @@ func Apply(tx Txn, e *metapb.Entry) (Result, error) {
 		}
 	}
 	ov := newOverlay(tx)
-	a := &applier{tx: ov, now: e.TimeNs}
+	a := &applier{tx: ov, now: e.TimeNs, holder: e.Holder}
 	err := a.dispatch(e)
 	var p posix
 	switch {
@@ -113,6 +119,10 @@ type applier struct {
 	tx  Txn
 	now int64
 	res Result
+	// holder is the session the entry speaks for (zero for none); flush says
+	// the entry is that holder's Batch.
+	holder uint64
+	flush  bool
 }
 
 func (a *applier) dispatch(e *metapb.Entry) error {
@@ -149,6 +159,18 @@ func (a *applier) dispatch(e *metapb.Entry) error {
 		return a.loadDir(op.LoadDir)
 	case *metapb.Entry_Purge:
 		return a.purge(op.Purge)
+	case *metapb.Entry_OpenSession:
+		return a.openSession(op.OpenSession)
+	case *metapb.Entry_EndSession:
+		return a.endSession(op.EndSession)
+	case *metapb.Entry_GrantRange:
+		return a.grantRange(op.GrantRange)
+	case *metapb.Entry_Delegate:
+		return a.delegate(op.Delegate)
+	case *metapb.Entry_Recall:
+		return a.recall(op.Recall)
+	case *metapb.Entry_Undelegate:
+		return a.undelegate(op.Undelegate)
 	}
 	return fmt.Errorf("%w: %T", ErrUnknownEntry, e.Op)
 }

@@ -214,5 +214,100 @@ func Check(tx Txn) error {
 	if next <= maxIno {
 		return fmt.Errorf("next inode %d not above the largest %d", next, maxIno)
 	}
+	return checkSessions(tx, inodes, next)
+}
+
+// checkSessions verifies the sessions' records: every delegation names a
+// directory and a session, and the index of a session's delegations agrees;
+// every range lies below the counter, overlaps no other, and holds no inode
+// at or above its next unspent number.
+func checkSessions(tx Txn, inodes map[Ino]*metapb.Inode, next Ino) error {
+	sessions := make(map[uint64]bool)
+	err := tx.Scan([]byte{tabSession}, []byte{tabSession + 1}, func(k, v []byte) (bool, error) {
+		rec := new(metapb.Session)
+		if len(k) != 9 || proto.Unmarshal(v, rec) != nil {
+			return false, fmt.Errorf("session record %x: bad", k)
+		}
+		sessions[binary.BigEndian.Uint64(k[1:])] = true
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	held := 0
+	err = tx.Scan([]byte{tabDelegation}, []byte{tabDelegation + 1}, func(k, v []byte) (bool, error) {
+		rec := new(metapb.Delegation)
+		if len(k) != 9 || proto.Unmarshal(v, rec) != nil {
+			return false, fmt.Errorf("delegation record %x: bad", k)
+		}
+		dir := binary.BigEndian.Uint64(k[1:])
+		if n := inodes[dir]; n == nil || n.Type != metapb.FileType_DIRECTORY {
+			return false, fmt.Errorf("delegation of %d: not a directory", dir)
+		}
+		if !sessions[rec.Holder] {
+			return false, fmt.Errorf("delegation of %d to %d: no such session", dir, rec.Holder)
+		}
+		if _, err := tx.Get(heldKey(rec.Holder, dir)); err != nil {
+			return false, fmt.Errorf("delegation of %d to %d: not indexed: %w", dir, rec.Holder, err)
+		}
+		held++
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	indexed := 0
+	err = tx.Scan([]byte{tabHeld}, []byte{tabHeld + 1}, func(_, _ []byte) (bool, error) {
+		indexed++
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if indexed != held {
+		return fmt.Errorf("%d delegations, %d indexed", held, indexed)
+	}
+	var ranges []InoRange
+	err = tx.Scan([]byte{tabRange}, []byte{tabRange + 1}, func(k, v []byte) (bool, error) {
+		rec := new(metapb.InoRange)
+		if len(k) != 17 || proto.Unmarshal(v, rec) != nil {
+			return false, fmt.Errorf("range record %x: bad", k)
+		}
+		holder, start := binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(k[9:])
+		if !sessions[holder] {
+			return false, fmt.Errorf("range at %d of %d: no such session", start, holder)
+		}
+		if start <= RootIno || start > rec.Next || rec.Next >= rec.End || rec.End > next {
+			return false, fmt.Errorf("range [%d, %d) next %d: bad bounds (counter %d)", start, rec.End, rec.Next, next)
+		}
+		ranges = append(ranges, InoRange{Start: start, End: rec.End, Next: rec.Next})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(ranges, func(a, b InoRange) int { return cmpIno(a.Start, b.Start) })
+	for i, r := range ranges {
+		if i > 0 && ranges[i-1].End > r.Start {
+			return fmt.Errorf("ranges [%d, %d) and [%d, %d) overlap", ranges[i-1].Start, ranges[i-1].End, r.Start, r.End)
+		}
+	}
+	for ino := range inodes {
+		i, _ := slices.BinarySearchFunc(ranges, ino, func(r InoRange, ino Ino) int { return cmpIno(r.Start, ino+1) })
+		if i > 0 && ino < ranges[i-1].End && ino >= ranges[i-1].Next {
+			r := ranges[i-1]
+			return fmt.Errorf("inode %d lies in the unspent part of range [%d, %d) next %d", ino, r.Start, r.End, r.Next)
+		}
+	}
 	return nil
+}
+
+func cmpIno(a, b Ino) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

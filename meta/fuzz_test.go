@@ -33,12 +33,28 @@ func seeds() []*metapb.Entry {
 			{Name: []byte("n"), Type: metapb.FileType_REGULAR, Ufs: &metapb.Fingerprint{Size: 1}},
 			{Name: []byte("x"), Type: metapb.FileType_DIRECTORY}}},
 		&metapb.Purge{Max: 3},
+		&metapb.OpenSession{Holder: 4, LeaseNs: 1e12},
+		&metapb.GrantRange{Holder: 4, Count: 8},
+		&metapb.Delegate{Holder: 4, Dir: 2},
+		&metapb.Recall{Dir: 2},
+		&metapb.Undelegate{Holder: 4, Dir: 2},
+		&metapb.EndSession{Holder: 4},
+		&metapb.Batch{Ops: []*metapb.BatchOp{
+			{Request: &metapb.RequestID{Client: 2, Seq: 1}, Op: &metapb.BatchOp_CreateFile{CreateFile: &metapb.CreateFile{Parent: 2, Name: []byte("b"), Ino: 9}}},
+			{Op: &metapb.BatchOp_CompleteFile{CompleteFile: &metapb.CompleteFile{Ino: 9, Size: 1}}},
+			{Op: &metapb.BatchOp_Mkdir{Mkdir: &metapb.Mkdir{Parent: 2, Name: []byte("c")}}},
+			{Op: &metapb.BatchOp_Rename{Rename: &metapb.Rename{OldParent: 2, OldName: []byte("b"), NewParent: 2, NewName: []byte("c")}}},
+			{Op: &metapb.BatchOp_Unlink{Unlink: &metapb.Unlink{Parent: 2, Name: []byte("f")}}},
+		}},
 	}
 	var out []*metapb.Entry
 	for i, op := range ops {
 		e := metatest.Entry(int64(i+1)*1e9, op)
 		if i%3 == 0 {
 			e.Request = &metapb.RequestID{Client: 1, Seq: uint64(i)}
+		}
+		if i%2 == 0 {
+			e.Holder = 4
 		}
 		out = append(out, e)
 	}
@@ -157,5 +173,10 @@ func TestDecodeRefusesUnknown(t *testing.T) {
 	full = append(full, 0xfa, 0x07, 0x00) // field 127, empty
 	if _, err := meta.DecodeEntry(full); err == nil {
 		t.Error("entry with an unknown operation decoded")
+	}
+	// So is a batch with an operation of a kind it does not know.
+	batch, _ := proto.Marshal(metatest.Entry(1, &metapb.Batch{Ops: []*metapb.BatchOp{{}}}))
+	if _, err := meta.DecodeEntry(batch); err == nil {
+		t.Error("batch with an unknown operation decoded")
 	}
 }

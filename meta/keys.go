@@ -12,6 +12,11 @@ const (
 	tabExpiry  = 'e'
 	tabPurge   = 'g'
 	tabSys     = 's'
+	// Sessions, delegations and inode ranges (ops_session.go).
+	tabSession    = 'h'
+	tabDelegation = 'v'
+	tabHeld       = 'w'
+	tabRange      = 'n'
 )
 
 // Counter and flag names in the 's' table.

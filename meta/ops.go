@@ -87,8 +87,17 @@ func (a *applier) newIno() (Ino, error) {
 func (a *applier) touch(n *metapb.Inode) { n.MtimeNs, n.CtimeNs = a.now, a.now }
 
 // addChild creates a new inode n named name in parent and stores both.
+//
+// n.Ino, when set, is a number the entry brought, already spent (see
+// prepareIno); otherwise the counter gives the next one.
 func (a *applier) addChild(parent *metapb.Inode, name []byte, n *metapb.Inode) error {
-	ino, err := a.newIno()
+	ino := n.Ino
+	var err error
+	if ino != 0 {
+		_, err = addU64(a.tx, keyInodeCount, 1)
+	} else {
+		ino, err = a.newIno()
+	}
 	if err != nil {
 		return err
 	}
@@ -184,6 +193,9 @@ func (a *applier) unlinkNode(n *metapb.Inode, parent Ino, name []byte) error {
 // deleteInode removes an inode record and its extended attributes.
 func (a *applier) deleteInode(ino Ino) error {
 	if err := a.tx.Delete(inodeKey(ino)); err != nil {
+		return err
+	}
+	if err := a.forgetDelegation(ino); err != nil {
 		return err
 	}
 	start, end := xattrRange(ino)

@@ -15,6 +15,9 @@ func (a *applier) prepareCreate(parent Ino, name []byte) (*metapb.Inode, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.mayChange(parent); err != nil {
+		return nil, err
+	}
 	if _, _, ok, err := a.child(parent, name); err != nil {
 		return nil, err
 	} else if ok {
@@ -23,12 +26,26 @@ func (a *applier) prepareCreate(parent Ino, name []byte) (*metapb.Inode, error) 
 	return p, nil
 }
 
+// prepareIno spends the inode number a create brings, if any, before
+// anything else is checked: a number the holder was not given refuses its
+// batch whatever the name.
+func (a *applier) prepareIno(ino Ino) error {
+	if ino == 0 {
+		return nil
+	}
+	return a.takeIno(ino)
+}
+
 func (a *applier) mkdir(op *metapb.Mkdir) error {
+	if err := a.prepareIno(op.Ino); err != nil {
+		return err
+	}
 	p, err := a.prepareCreate(op.Parent, op.Name)
 	if err != nil {
 		return err
 	}
 	n := a.newNode(metapb.FileType_DIRECTORY, op.Mode, op.Uid, op.Gid)
+	n.Ino = op.Ino
 	n.Persist = op.Persist
 	// A directory made here starts empty in its UFS too: nothing to load.
 	n.Loaded, n.LoadedNs = true, a.now
@@ -36,11 +53,15 @@ func (a *applier) mkdir(op *metapb.Mkdir) error {
 }
 
 func (a *applier) createFile(op *metapb.CreateFile) error {
+	if err := a.prepareIno(op.Ino); err != nil {
+		return err
+	}
 	p, err := a.prepareCreate(op.Parent, op.Name)
 	if err != nil {
 		return err
 	}
 	n := a.newNode(metapb.FileType_REGULAR, op.Mode, op.Uid, op.Gid)
+	n.Ino = op.Ino
 	n.Persist = op.Persist
 	if op.Ufs != nil {
 		if op.Ufs.Size < 0 {

@@ -214,6 +214,9 @@ func (a *applier) loadDir(op *metapb.LoadDir) error {
 	if err != nil {
 		return err
 	}
+	if err := a.mayChange(op.Dir); err != nil {
+		return err
+	}
 	if op.Begin {
 		dir.SyncGen++
 	} else if op.Gen != dir.SyncGen {

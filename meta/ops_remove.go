@@ -19,6 +19,9 @@ func (a *applier) existing(parent Ino, name []byte) (p, n *metapb.Inode, err err
 	if p, err = a.dir(parent); err != nil {
 		return nil, nil, err
 	}
+	if err := a.mayChange(parent); err != nil {
+		return nil, nil, err
+	}
 	ino, _, ok, err := a.child(parent, name)
 	if err != nil {
 		return nil, nil, err
@@ -80,6 +83,9 @@ func (a *applier) removableDir(n *metapb.Inode) error {
 	}
 	if n.MountId != 0 {
 		return posix(syscall.EBUSY)
+	}
+	if err := a.mayChange(n.Ino); err != nil {
+		return err
 	}
 	if ok, err := a.empty(n.Ino); err != nil {
 		return err

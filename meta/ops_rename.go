@@ -31,6 +31,9 @@ func (a *applier) rename(op *metapb.Rename) error {
 		if newP, err = a.dir(op.NewParent); err != nil {
 			return err
 		}
+		if err := a.mayChange(newP.Ino); err != nil {
+			return err
+		}
 	}
 	dstIno, _, dstOK, err := a.child(newP.Ino, op.NewName)
 	if err != nil {

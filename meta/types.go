@@ -167,6 +167,18 @@ type Result struct {
 	// Replayed says the entry's request had already been applied: the Result is
 	// the remembered outcome of the first attempt (Errno, Ino and Removed).
 	Replayed bool
+	// Ops is the outcome of each operation of a Batch entry, in order (nil
+	// when the whole batch was refused: Errno says why).
+	Ops []Result
+	// Until is the end (exclusive) of the inode range a GrantRange entry
+	// granted, which starts at Ino.
+	Until Ino
+	// Expires is when the lease of the session an OpenSession or Delegate
+	// entry renewed or used runs out (entry time).
+	Expires int64
+	// Holder is the session whose delegation a Recall or Undelegate entry
+	// recalled or ended.
+	Holder uint64
 }
 
 func fingerprintFromPB(f *metapb.Fingerprint) Fingerprint {

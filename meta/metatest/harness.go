@@ -25,6 +25,9 @@ func Run(t *testing.T, open func(t testing.TB) meta.Store) {
 	t.Run("Requests", func(t *testing.T) { testRequests(t, open) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, open) })
 	t.Run("BatchIsolation", func(t *testing.T) { testBatchIsolation(t, open) })
+	t.Run("BatchEntry", func(t *testing.T) { testBatchEntry(t, open) })
+	t.Run("Delegations", func(t *testing.T) { testDelegations(t, open) })
+	t.Run("DelegationSnapshot", func(t *testing.T) { testDelegationSnapshot(t, open) })
 	t.Run("Model", func(t *testing.T) { testModel(t, open) })
 }
 
@@ -53,6 +56,21 @@ func (h *H) Apply(op any) meta.Result {
 func (h *H) TryApply(op any) (meta.Result, error) {
 	h.Clock += 1e9
 	e := Entry(h.Clock, op)
+	return h.applyEntry(e)
+}
+
+// As wraps op into an entry of the harness's next tick that speaks for
+// session holder (metapb.Entry.holder), for Apply, Must and Expect.
+func (h *H) As(holder uint64, op any) *metapb.Entry {
+	e := Entry(h.Clock+1e9, op)
+	e.Holder = holder
+	return e
+}
+
+func (h *H) applyEntry(e *metapb.Entry) (meta.Result, error) {
+	if e.TimeNs > h.Clock {
+		h.Clock = e.TimeNs
+	}
 	var res meta.Result
 	err := h.S.Update(func(tx meta.Txn) error {
 		var err error
@@ -200,6 +218,20 @@ func Entry(now int64, op any) *metapb.Entry {
 		e.Op = &metapb.Entry_LoadDir{LoadDir: op}
 	case *metapb.Purge:
 		e.Op = &metapb.Entry_Purge{Purge: op}
+	case *metapb.Batch:
+		e.Op = &metapb.Entry_Batch{Batch: op}
+	case *metapb.OpenSession:
+		e.Op = &metapb.Entry_OpenSession{OpenSession: op}
+	case *metapb.EndSession:
+		e.Op = &metapb.Entry_EndSession{EndSession: op}
+	case *metapb.GrantRange:
+		e.Op = &metapb.Entry_GrantRange{GrantRange: op}
+	case *metapb.Delegate:
+		e.Op = &metapb.Entry_Delegate{Delegate: op}
+	case *metapb.Recall:
+		e.Op = &metapb.Entry_Recall{Recall: op}
+	case *metapb.Undelegate:
+		e.Op = &metapb.Entry_Undelegate{Undelegate: op}
 	case *metapb.Entry:
 		return op
 	default:

@@ -471,19 +471,41 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 		m := newModel(clock + 1)
 		for i := 0; i < length; {
 			batch := 1 + r.IntN(4)
-			var steps []step
+			steps := make([]step, batch)
+			for j := range steps {
+				steps[j] = m.randomStep(r)
+			}
+			// Sometimes the steps go as the operations of one Batch entry,
+			// when they are all of the kinds a batch carries.
+			var ops *metapb.Batch
+			if r.IntN(3) == 0 {
+				ops = asBatch(steps)
+			}
 			var results []meta.Result
 			var times []int64
 			err := s.Update(func(tx meta.Txn) error {
-				steps, results, times = steps[:0], results[:0], times[:0]
-				for range batch {
-					st := m.randomStep(r)
+				results, times = results[:0], times[:0]
+				if ops != nil {
+					clock++
+					res, err := meta.Apply(tx, Entry(clock, ops))
+					if err != nil {
+						return err
+					}
+					if res.Errno != 0 || len(res.Ops) != len(steps) {
+						return fmt.Errorf("batch refused: %v, %d results", res.Errno, len(res.Ops))
+					}
+					for _, r := range res.Ops {
+						results, times = append(results, r), append(times, clock)
+					}
+					return nil
+				}
+				for _, st := range steps {
 					clock++
 					res, err := meta.Apply(tx, Entry(clock, st.op))
 					if err != nil {
 						return err
 					}
-					steps, results, times = append(steps, st), append(results, res), append(times, clock)
+					results, times = append(results, res), append(times, clock)
 				}
 				return nil
 			})
@@ -499,6 +521,9 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 				total++
 				if want == 0 {
 					okByOp[fmt.Sprintf("%T", st.op)]++
+					if ops != nil {
+						okByOp["batched"]++
+					}
 				}
 			}
 			i += batch
@@ -510,12 +535,29 @@ func testModel(t *testing.T, open func(testing.TB) meta.Store) {
 		}
 	}
 	// A model test in which operations mostly fail would prove little.
+	batched := okByOp["batched"]
+	delete(okByOp, "batched")
 	ok := 0
 	for _, n := range okByOp {
 		ok += n
 	}
-	if len(okByOp) < 8 || ok < total/4 {
-		t.Fatalf("only %d of %d operations succeeded (%v)", ok, total, okByOp)
+	if len(okByOp) < 8 || ok < total/4 || batched < ok/20 {
+		t.Fatalf("only %d of %d operations succeeded, %d in batches (%v)", ok, total, batched, okByOp)
 	}
-	t.Logf("%d operations, %d succeeded: %v", total, ok, okByOp)
+	t.Logf("%d operations, %d succeeded (%d in batches): %v", total, ok, batched, okByOp)
+}
+
+// asBatch returns steps as the operations of one Batch entry, or nil when
+// one of them is of a kind a batch does not carry.
+func asBatch(steps []step) *metapb.Batch {
+	ops := make([]any, len(steps))
+	for i, st := range steps {
+		switch st.op.(type) {
+		case *metapb.CreateFile, *metapb.Mkdir, *metapb.Unlink, *metapb.Rename:
+			ops[i] = st.op
+		default:
+			return nil
+		}
+	}
+	return bop(0, 0, ops...)
 }

@@ -722,6 +722,11 @@ type Entry struct {
 	// The leader's clock when it proposed the entry; every timestamp the entry sets.
 	TimeNs  int64      `protobuf:"varint,2,opt,name=time_ns,json=timeNs,proto3" json:"time_ns,omitempty"`
 	Request *RequestID `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	// The mount daemon session the entry speaks for (see OpenSession); zero
+	// for none. An entry that changes the names of a directory delegated to
+	// another live session is refused with EAGAIN: the leader recalls the
+	// delegation first.
+	Holder uint64 `protobuf:"varint,4,opt,name=holder,proto3" json:"holder,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Entry_Mkdir
@@ -740,6 +745,13 @@ type Entry struct {
 	//	*Entry_LoadDir
 	//	*Entry_Purge
 	//	*Entry_Mknod
+	//	*Entry_Batch
+	//	*Entry_OpenSession
+	//	*Entry_EndSession
+	//	*Entry_GrantRange
+	//	*Entry_Delegate
+	//	*Entry_Recall
+	//	*Entry_Undelegate
 	Op            isEntry_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -794,6 +806,13 @@ func (x *Entry) GetRequest() *RequestID {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *Entry) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
 }
 
 func (x *Entry) GetOp() isEntry_Op {
@@ -947,6 +966,69 @@ func (x *Entry) GetMknod() *Mknod {
 	return nil
 }
 
+func (x *Entry) GetBatch() *Batch {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetOpenSession() *OpenSession {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetEndSession() *EndSession {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_EndSession); ok {
+			return x.EndSession
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetGrantRange() *GrantRange {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_GrantRange); ok {
+			return x.GrantRange
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetDelegate() *Delegate {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Delegate); ok {
+			return x.Delegate
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetRecall() *Recall {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Recall); ok {
+			return x.Recall
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetUndelegate() *Undelegate {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Undelegate); ok {
+			return x.Undelegate
+		}
+	}
+	return nil
+}
+
 type isEntry_Op interface {
 	isEntry_Op()
 }
@@ -1015,6 +1097,34 @@ type Entry_Mknod struct {
 	Mknod *Mknod `protobuf:"bytes,25,opt,name=mknod,proto3,oneof"`
 }
 
+type Entry_Batch struct {
+	Batch *Batch `protobuf:"bytes,26,opt,name=batch,proto3,oneof"`
+}
+
+type Entry_OpenSession struct {
+	OpenSession *OpenSession `protobuf:"bytes,27,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
+type Entry_EndSession struct {
+	EndSession *EndSession `protobuf:"bytes,28,opt,name=end_session,json=endSession,proto3,oneof"`
+}
+
+type Entry_GrantRange struct {
+	GrantRange *GrantRange `protobuf:"bytes,29,opt,name=grant_range,json=grantRange,proto3,oneof"`
+}
+
+type Entry_Delegate struct {
+	Delegate *Delegate `protobuf:"bytes,30,opt,name=delegate,proto3,oneof"`
+}
+
+type Entry_Recall struct {
+	Recall *Recall `protobuf:"bytes,31,opt,name=recall,proto3,oneof"`
+}
+
+type Entry_Undelegate struct {
+	Undelegate *Undelegate `protobuf:"bytes,32,opt,name=undelegate,proto3,oneof"`
+}
+
 func (*Entry_Mkdir) isEntry_Op() {}
 
 func (*Entry_CreateFile) isEntry_Op() {}
@@ -1047,14 +1157,31 @@ func (*Entry_Purge) isEntry_Op() {}
 
 func (*Entry_Mknod) isEntry_Op() {}
 
+func (*Entry_Batch) isEntry_Op() {}
+
+func (*Entry_OpenSession) isEntry_Op() {}
+
+func (*Entry_EndSession) isEntry_Op() {}
+
+func (*Entry_GrantRange) isEntry_Op() {}
+
+func (*Entry_Delegate) isEntry_Op() {}
+
+func (*Entry_Recall) isEntry_Op() {}
+
+func (*Entry_Undelegate) isEntry_Op() {}
+
 type Mkdir struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          []byte                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
-	Uid           uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
-	Persist       PersistState           `protobuf:"varint,6,opt,name=persist,proto3,enum=skyfs.meta.v1.PersistState" json:"persist,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Parent  uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name    []byte                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode    uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Uid     uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid     uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	Persist PersistState           `protobuf:"varint,6,opt,name=persist,proto3,enum=skyfs.meta.v1.PersistState" json:"persist,omitempty"`
+	// An inode number from a range granted to the entry's holder (GrantRange),
+	// in a Batch only; zero takes the next number of the counter.
+	Ino           uint64 `protobuf:"varint,7,opt,name=ino,proto3" json:"ino,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1131,15 +1258,24 @@ func (x *Mkdir) GetPersist() PersistState {
 	return PersistState_PERSIST_STATE_UNSPECIFIED
 }
 
+func (x *Mkdir) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
 type CreateFile struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          []byte                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
-	Uid           uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
-	Persist       PersistState           `protobuf:"varint,6,opt,name=persist,proto3,enum=skyfs.meta.v1.PersistState" json:"persist,omitempty"`
-	Ufs           *Fingerprint           `protobuf:"bytes,7,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Parent  uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name    []byte                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode    uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Uid     uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid     uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	Persist PersistState           `protobuf:"varint,6,opt,name=persist,proto3,enum=skyfs.meta.v1.PersistState" json:"persist,omitempty"`
+	Ufs     *Fingerprint           `protobuf:"bytes,7,opt,name=ufs,proto3" json:"ufs,omitempty"`
+	// As Mkdir.ino.
+	Ino           uint64 `protobuf:"varint,8,opt,name=ino,proto3" json:"ino,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1221,6 +1357,13 @@ func (x *CreateFile) GetUfs() *Fingerprint {
 		return x.Ufs
 	}
 	return nil
+}
+
+func (x *CreateFile) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
 }
 
 // CompleteFile records the outcome of an upload: size and fingerprint, and the
@@ -2383,6 +2526,679 @@ func (x *Purge) GetMax() uint32 {
 	return 0
 }
 
+// BatchOp is one operation of a Batch, with the request id of its own.
+type BatchOp struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*BatchOp_CreateFile
+	//	*BatchOp_Mkdir
+	//	*BatchOp_Unlink
+	//	*BatchOp_Rename
+	//	*BatchOp_CompleteFile
+	Op            isBatchOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchOp) Reset() {
+	*x = BatchOp{}
+	mi := &file_metapb_meta_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchOp) ProtoMessage() {}
+
+func (x *BatchOp) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
+func (*BatchOp) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BatchOp) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *BatchOp) GetOp() isBatchOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *BatchOp) GetCreateFile() *CreateFile {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_CreateFile); ok {
+			return x.CreateFile
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetMkdir() *Mkdir {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Mkdir); ok {
+			return x.Mkdir
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetUnlink() *Unlink {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Unlink); ok {
+			return x.Unlink
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetRename() *Rename {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Rename); ok {
+			return x.Rename
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetCompleteFile() *CompleteFile {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_CompleteFile); ok {
+			return x.CompleteFile
+		}
+	}
+	return nil
+}
+
+type isBatchOp_Op interface {
+	isBatchOp_Op()
+}
+
+type BatchOp_CreateFile struct {
+	CreateFile *CreateFile `protobuf:"bytes,2,opt,name=create_file,json=createFile,proto3,oneof"`
+}
+
+type BatchOp_Mkdir struct {
+	Mkdir *Mkdir `protobuf:"bytes,3,opt,name=mkdir,proto3,oneof"`
+}
+
+type BatchOp_Unlink struct {
+	Unlink *Unlink `protobuf:"bytes,4,opt,name=unlink,proto3,oneof"`
+}
+
+type BatchOp_Rename struct {
+	Rename *Rename `protobuf:"bytes,5,opt,name=rename,proto3,oneof"`
+}
+
+type BatchOp_CompleteFile struct {
+	CompleteFile *CompleteFile `protobuf:"bytes,6,opt,name=complete_file,json=completeFile,proto3,oneof"`
+}
+
+func (*BatchOp_CreateFile) isBatchOp_Op() {}
+
+func (*BatchOp_Mkdir) isBatchOp_Op() {}
+
+func (*BatchOp_Unlink) isBatchOp_Op() {}
+
+func (*BatchOp_Rename) isBatchOp_Op() {}
+
+func (*BatchOp_CompleteFile) isBatchOp_Op() {}
+
+// Batch is many operations in one entry, applied in order, each with its own
+// outcome (a failing one changes nothing and the others go on) and its own
+// request id. With the entry's holder set it is the flush of a mount
+// daemon's delegated directories: the holder's session must be live, every
+// directory an operation names delegated to it, and every inode number an
+// operation brings taken, in increasing order, from a range granted to it;
+// otherwise the whole batch is refused and changes nothing.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*BatchOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_metapb_meta_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Batch) GetOps() []*BatchOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// Session is the stored record of a mount daemon's session, which holds its
+// delegations and inode ranges for as long as it is renewed.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease the session asked for, and when it ends (entry time).
+	LeaseNs       int64 `protobuf:"varint,1,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
+	ExpiresNs     int64 `protobuf:"varint,2,opt,name=expires_ns,json=expiresNs,proto3" json:"expires_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_metapb_meta_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Session) GetLeaseNs() int64 {
+	if x != nil {
+		return x.LeaseNs
+	}
+	return 0
+}
+
+func (x *Session) GetExpiresNs() int64 {
+	if x != nil {
+		return x.ExpiresNs
+	}
+	return 0
+}
+
+// Delegation is the stored record of a directory delegated to a session.
+type Delegation struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Holder    uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	GrantedNs int64                  `protobuf:"varint,2,opt,name=granted_ns,json=grantedNs,proto3" json:"granted_ns,omitempty"`
+	// When the leader recalled it; zero while not recalled.
+	RecalledNs    int64 `protobuf:"varint,3,opt,name=recalled_ns,json=recalledNs,proto3" json:"recalled_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delegation) Reset() {
+	*x = Delegation{}
+	mi := &file_metapb_meta_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delegation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delegation) ProtoMessage() {}
+
+func (x *Delegation) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delegation.ProtoReflect.Descriptor instead.
+func (*Delegation) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Delegation) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *Delegation) GetGrantedNs() int64 {
+	if x != nil {
+		return x.GrantedNs
+	}
+	return 0
+}
+
+func (x *Delegation) GetRecalledNs() int64 {
+	if x != nil {
+		return x.RecalledNs
+	}
+	return 0
+}
+
+// InoRange is the stored record of a range of inode numbers granted to a
+// session: [start, end), of which numbers below next are spent.
+type InoRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	End           uint64                 `protobuf:"varint,1,opt,name=end,proto3" json:"end,omitempty"`
+	Next          uint64                 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InoRange) Reset() {
+	*x = InoRange{}
+	mi := &file_metapb_meta_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InoRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InoRange) ProtoMessage() {}
+
+func (x *InoRange) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InoRange.ProtoReflect.Descriptor instead.
+func (*InoRange) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *InoRange) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *InoRange) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+// OpenSession opens the session holder for lease_ns from the entry's time,
+// or renews it while it is live. A session whose lease ran out is over: it
+// cannot be renewed (ESTALE), and its delegations are free for others.
+type OpenSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	LeaseNs       int64                  `protobuf:"varint,2,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSession) Reset() {
+	*x = OpenSession{}
+	mi := &file_metapb_meta_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSession) ProtoMessage() {}
+
+func (x *OpenSession) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
+func (*OpenSession) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *OpenSession) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *OpenSession) GetLeaseNs() int64 {
+	if x != nil {
+		return x.LeaseNs
+	}
+	return 0
+}
+
+// EndSession ends a session and drops its delegations and unspent ranges:
+// at the holder's asking (the entry's holder), or at the leader's once the
+// lease ran out.
+type EndSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSession) Reset() {
+	*x = EndSession{}
+	mi := &file_metapb_meta_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSession) ProtoMessage() {}
+
+func (x *EndSession) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
+func (*EndSession) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EndSession) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+// GrantRange grants the live session holder count fresh inode numbers, taken
+// from the counter: never reused, never overlapping another range.
+type GrantRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRange) Reset() {
+	*x = GrantRange{}
+	mi := &file_metapb_meta_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRange) ProtoMessage() {}
+
+func (x *GrantRange) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRange.ProtoReflect.Descriptor instead.
+func (*GrantRange) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GrantRange) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *GrantRange) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// Delegate delegates directory dir to the live session holder: refused
+// (EBUSY) while another live session holds it, or while it is recalled.
+type Delegate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Dir           uint64                 `protobuf:"varint,2,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delegate) Reset() {
+	*x = Delegate{}
+	mi := &file_metapb_meta_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delegate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delegate) ProtoMessage() {}
+
+func (x *Delegate) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delegate.ProtoReflect.Descriptor instead.
+func (*Delegate) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Delegate) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *Delegate) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
+// Recall records that the leader asked the holder of dir's delegation to
+// give it back. The holder may still flush into it until it is given back
+// or revoked.
+type Recall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dir           uint64                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recall) Reset() {
+	*x = Recall{}
+	mi := &file_metapb_meta_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recall) ProtoMessage() {}
+
+func (x *Recall) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recall.ProtoReflect.Descriptor instead.
+func (*Recall) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Recall) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
+// Undelegate ends dir's delegation to holder: at the holder's asking (the
+// entry's holder), or at the leader's once the holder's lease ran out or a
+// recall is older than the lease.
+type Undelegate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Dir           uint64                 `protobuf:"varint,2,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Undelegate) Reset() {
+	*x = Undelegate{}
+	mi := &file_metapb_meta_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Undelegate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Undelegate) ProtoMessage() {}
+
+func (x *Undelegate) ProtoReflect() protoreflect.Message {
+	mi := &file_metapb_meta_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Undelegate.ProtoReflect.Descriptor instead.
+func (*Undelegate) Descriptor() ([]byte, []int) {
+	return file_metapb_meta_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Undelegate) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *Undelegate) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
 var File_metapb_meta_proto protoreflect.FileDescriptor
 
 const file_metapb_meta_proto_rawDesc = "" +
@@ -2441,11 +3257,13 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x17\n" +
 	"\atime_ns\x18\x03 \x01(\x03R\x06timeNs\x12\x18\n" +
-	"\aremoved\x18\x04 \x03(\x04R\aremoved\"\xcb\a\n" +
+	"\aremoved\x18\x04 \x03(\x04R\aremoved\"\xf3\n" +
+	"\n" +
 	"\x05Entry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\atime_ns\x18\x02 \x01(\x03R\x06timeNs\x122\n" +
-	"\arequest\x18\x03 \x01(\v2\x18.skyfs.meta.v1.RequestIDR\arequest\x12,\n" +
+	"\arequest\x18\x03 \x01(\v2\x18.skyfs.meta.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x04 \x01(\x04R\x06holder\x12,\n" +
 	"\x05mkdir\x18\n" +
 	" \x01(\v2\x14.skyfs.meta.v1.MkdirH\x00R\x05mkdir\x12<\n" +
 	"\vcreate_file\x18\v \x01(\v2\x19.skyfs.meta.v1.CreateFileH\x00R\n" +
@@ -2463,15 +3281,27 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\fremove_mount\x18\x16 \x01(\v2\x1a.skyfs.meta.v1.RemoveMountH\x00R\vremoveMount\x123\n" +
 	"\bload_dir\x18\x17 \x01(\v2\x16.skyfs.meta.v1.LoadDirH\x00R\aloadDir\x12,\n" +
 	"\x05purge\x18\x18 \x01(\v2\x14.skyfs.meta.v1.PurgeH\x00R\x05purge\x12,\n" +
-	"\x05mknod\x18\x19 \x01(\v2\x14.skyfs.meta.v1.MknodH\x00R\x05mknodB\x04\n" +
-	"\x02op\"\xa2\x01\n" +
+	"\x05mknod\x18\x19 \x01(\v2\x14.skyfs.meta.v1.MknodH\x00R\x05mknod\x12,\n" +
+	"\x05batch\x18\x1a \x01(\v2\x14.skyfs.meta.v1.BatchH\x00R\x05batch\x12?\n" +
+	"\fopen_session\x18\x1b \x01(\v2\x1a.skyfs.meta.v1.OpenSessionH\x00R\vopenSession\x12<\n" +
+	"\vend_session\x18\x1c \x01(\v2\x19.skyfs.meta.v1.EndSessionH\x00R\n" +
+	"endSession\x12<\n" +
+	"\vgrant_range\x18\x1d \x01(\v2\x19.skyfs.meta.v1.GrantRangeH\x00R\n" +
+	"grantRange\x125\n" +
+	"\bdelegate\x18\x1e \x01(\v2\x17.skyfs.meta.v1.DelegateH\x00R\bdelegate\x12/\n" +
+	"\x06recall\x18\x1f \x01(\v2\x15.skyfs.meta.v1.RecallH\x00R\x06recall\x12;\n" +
+	"\n" +
+	"undelegate\x18  \x01(\v2\x19.skyfs.meta.v1.UndelegateH\x00R\n" +
+	"undelegateB\x04\n" +
+	"\x02op\"\xb4\x01\n" +
 	"\x05Mkdir\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\fR\x04name\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x10\n" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x125\n" +
-	"\apersist\x18\x06 \x01(\x0e2\x1b.skyfs.meta.v1.PersistStateR\apersist\"\xd5\x01\n" +
+	"\apersist\x18\x06 \x01(\x0e2\x1b.skyfs.meta.v1.PersistStateR\apersist\x12\x10\n" +
+	"\x03ino\x18\a \x01(\x04R\x03ino\"\xe7\x01\n" +
 	"\n" +
 	"CreateFile\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
@@ -2480,7 +3310,8 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x125\n" +
 	"\apersist\x18\x06 \x01(\x0e2\x1b.skyfs.meta.v1.PersistStateR\apersist\x12,\n" +
-	"\x03ufs\x18\a \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\"}\n" +
+	"\x03ufs\x18\a \x01(\v2\x1a.skyfs.meta.v1.FingerprintR\x03ufs\x12\x10\n" +
+	"\x03ino\x18\b \x01(\x04R\x03ino\"}\n" +
 	"\fCompleteFile\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12,\n" +
@@ -2573,7 +3404,51 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x03end\x18\x04 \x01(\bR\x03end\x12\x10\n" +
 	"\x03gen\x18\x05 \x01(\x04R\x03gen\"\x19\n" +
 	"\x05Purge\x12\x10\n" +
-	"\x03max\x18\x01 \x01(\rR\x03max*\x87\x01\n" +
+	"\x03max\x18\x01 \x01(\rR\x03max\"\xd5\x02\n" +
+	"\aBatchOp\x122\n" +
+	"\arequest\x18\x01 \x01(\v2\x18.skyfs.meta.v1.RequestIDR\arequest\x12<\n" +
+	"\vcreate_file\x18\x02 \x01(\v2\x19.skyfs.meta.v1.CreateFileH\x00R\n" +
+	"createFile\x12,\n" +
+	"\x05mkdir\x18\x03 \x01(\v2\x14.skyfs.meta.v1.MkdirH\x00R\x05mkdir\x12/\n" +
+	"\x06unlink\x18\x04 \x01(\v2\x15.skyfs.meta.v1.UnlinkH\x00R\x06unlink\x12/\n" +
+	"\x06rename\x18\x05 \x01(\v2\x15.skyfs.meta.v1.RenameH\x00R\x06rename\x12B\n" +
+	"\rcomplete_file\x18\x06 \x01(\v2\x1b.skyfs.meta.v1.CompleteFileH\x00R\fcompleteFileB\x04\n" +
+	"\x02op\"1\n" +
+	"\x05Batch\x12(\n" +
+	"\x03ops\x18\x01 \x03(\v2\x16.skyfs.meta.v1.BatchOpR\x03ops\"C\n" +
+	"\aSession\x12\x19\n" +
+	"\blease_ns\x18\x01 \x01(\x03R\aleaseNs\x12\x1d\n" +
+	"\n" +
+	"expires_ns\x18\x02 \x01(\x03R\texpiresNs\"d\n" +
+	"\n" +
+	"Delegation\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12\x1d\n" +
+	"\n" +
+	"granted_ns\x18\x02 \x01(\x03R\tgrantedNs\x12\x1f\n" +
+	"\vrecalled_ns\x18\x03 \x01(\x03R\n" +
+	"recalledNs\"0\n" +
+	"\bInoRange\x12\x10\n" +
+	"\x03end\x18\x01 \x01(\x04R\x03end\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\x04R\x04next\"@\n" +
+	"\vOpenSession\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12\x19\n" +
+	"\blease_ns\x18\x02 \x01(\x03R\aleaseNs\"$\n" +
+	"\n" +
+	"EndSession\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\":\n" +
+	"\n" +
+	"GrantRange\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"4\n" +
+	"\bDelegate\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\x04R\x03dir\"\x1a\n" +
+	"\x06Recall\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\x04R\x03dir\"6\n" +
+	"\n" +
+	"Undelegate\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\x04R\x03dir*\x87\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
@@ -2602,7 +3477,7 @@ func file_metapb_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_metapb_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_metapb_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_metapb_meta_proto_goTypes = []any{
 	(FileType)(0),         // 0: skyfs.meta.v1.FileType
 	(PersistState)(0),     // 1: skyfs.meta.v1.PersistState
@@ -2631,15 +3506,26 @@ var file_metapb_meta_proto_goTypes = []any{
 	(*LoadedChild)(nil),   // 24: skyfs.meta.v1.LoadedChild
 	(*LoadDir)(nil),       // 25: skyfs.meta.v1.LoadDir
 	(*Purge)(nil),         // 26: skyfs.meta.v1.Purge
-	nil,                   // 27: skyfs.meta.v1.Mount.OptionsEntry
-	nil,                   // 28: skyfs.meta.v1.AddMount.OptionsEntry
+	(*BatchOp)(nil),       // 27: skyfs.meta.v1.BatchOp
+	(*Batch)(nil),         // 28: skyfs.meta.v1.Batch
+	(*Session)(nil),       // 29: skyfs.meta.v1.Session
+	(*Delegation)(nil),    // 30: skyfs.meta.v1.Delegation
+	(*InoRange)(nil),      // 31: skyfs.meta.v1.InoRange
+	(*OpenSession)(nil),   // 32: skyfs.meta.v1.OpenSession
+	(*EndSession)(nil),    // 33: skyfs.meta.v1.EndSession
+	(*GrantRange)(nil),    // 34: skyfs.meta.v1.GrantRange
+	(*Delegate)(nil),      // 35: skyfs.meta.v1.Delegate
+	(*Recall)(nil),        // 36: skyfs.meta.v1.Recall
+	(*Undelegate)(nil),    // 37: skyfs.meta.v1.Undelegate
+	nil,                   // 38: skyfs.meta.v1.Mount.OptionsEntry
+	nil,                   // 39: skyfs.meta.v1.AddMount.OptionsEntry
 }
 var file_metapb_meta_proto_depIdxs = []int32{
 	0,  // 0: skyfs.meta.v1.Inode.type:type_name -> skyfs.meta.v1.FileType
 	3,  // 1: skyfs.meta.v1.Inode.extra_links:type_name -> skyfs.meta.v1.LinkRef
 	2,  // 2: skyfs.meta.v1.Inode.ufs:type_name -> skyfs.meta.v1.Fingerprint
 	1,  // 3: skyfs.meta.v1.Inode.persist:type_name -> skyfs.meta.v1.PersistState
-	27, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
+	38, // 4: skyfs.meta.v1.Mount.options:type_name -> skyfs.meta.v1.Mount.OptionsEntry
 	6,  // 5: skyfs.meta.v1.Entry.request:type_name -> skyfs.meta.v1.RequestID
 	9,  // 6: skyfs.meta.v1.Entry.mkdir:type_name -> skyfs.meta.v1.Mkdir
 	10, // 7: skyfs.meta.v1.Entry.create_file:type_name -> skyfs.meta.v1.CreateFile
@@ -2657,22 +3543,36 @@ var file_metapb_meta_proto_depIdxs = []int32{
 	25, // 19: skyfs.meta.v1.Entry.load_dir:type_name -> skyfs.meta.v1.LoadDir
 	26, // 20: skyfs.meta.v1.Entry.purge:type_name -> skyfs.meta.v1.Purge
 	18, // 21: skyfs.meta.v1.Entry.mknod:type_name -> skyfs.meta.v1.Mknod
-	1,  // 22: skyfs.meta.v1.Mkdir.persist:type_name -> skyfs.meta.v1.PersistState
-	1,  // 23: skyfs.meta.v1.CreateFile.persist:type_name -> skyfs.meta.v1.PersistState
-	2,  // 24: skyfs.meta.v1.CreateFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	2,  // 25: skyfs.meta.v1.CompleteFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	2,  // 26: skyfs.meta.v1.SetAttr.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	15, // 27: skyfs.meta.v1.SetAttr.caller:type_name -> skyfs.meta.v1.Caller
-	0,  // 28: skyfs.meta.v1.Mknod.type:type_name -> skyfs.meta.v1.FileType
-	28, // 29: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
-	0,  // 30: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
-	2,  // 31: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
-	24, // 32: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	28, // 22: skyfs.meta.v1.Entry.batch:type_name -> skyfs.meta.v1.Batch
+	32, // 23: skyfs.meta.v1.Entry.open_session:type_name -> skyfs.meta.v1.OpenSession
+	33, // 24: skyfs.meta.v1.Entry.end_session:type_name -> skyfs.meta.v1.EndSession
+	34, // 25: skyfs.meta.v1.Entry.grant_range:type_name -> skyfs.meta.v1.GrantRange
+	35, // 26: skyfs.meta.v1.Entry.delegate:type_name -> skyfs.meta.v1.Delegate
+	36, // 27: skyfs.meta.v1.Entry.recall:type_name -> skyfs.meta.v1.Recall
+	37, // 28: skyfs.meta.v1.Entry.undelegate:type_name -> skyfs.meta.v1.Undelegate
+	1,  // 29: skyfs.meta.v1.Mkdir.persist:type_name -> skyfs.meta.v1.PersistState
+	1,  // 30: skyfs.meta.v1.CreateFile.persist:type_name -> skyfs.meta.v1.PersistState
+	2,  // 31: skyfs.meta.v1.CreateFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	2,  // 32: skyfs.meta.v1.CompleteFile.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	2,  // 33: skyfs.meta.v1.SetAttr.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	15, // 34: skyfs.meta.v1.SetAttr.caller:type_name -> skyfs.meta.v1.Caller
+	0,  // 35: skyfs.meta.v1.Mknod.type:type_name -> skyfs.meta.v1.FileType
+	39, // 36: skyfs.meta.v1.AddMount.options:type_name -> skyfs.meta.v1.AddMount.OptionsEntry
+	0,  // 37: skyfs.meta.v1.LoadedChild.type:type_name -> skyfs.meta.v1.FileType
+	2,  // 38: skyfs.meta.v1.LoadedChild.ufs:type_name -> skyfs.meta.v1.Fingerprint
+	24, // 39: skyfs.meta.v1.LoadDir.children:type_name -> skyfs.meta.v1.LoadedChild
+	6,  // 40: skyfs.meta.v1.BatchOp.request:type_name -> skyfs.meta.v1.RequestID
+	10, // 41: skyfs.meta.v1.BatchOp.create_file:type_name -> skyfs.meta.v1.CreateFile
+	9,  // 42: skyfs.meta.v1.BatchOp.mkdir:type_name -> skyfs.meta.v1.Mkdir
+	12, // 43: skyfs.meta.v1.BatchOp.unlink:type_name -> skyfs.meta.v1.Unlink
+	14, // 44: skyfs.meta.v1.BatchOp.rename:type_name -> skyfs.meta.v1.Rename
+	11, // 45: skyfs.meta.v1.BatchOp.complete_file:type_name -> skyfs.meta.v1.CompleteFile
+	27, // 46: skyfs.meta.v1.Batch.ops:type_name -> skyfs.meta.v1.BatchOp
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_metapb_meta_proto_init() }
@@ -2697,6 +3597,20 @@ func file_metapb_meta_proto_init() {
 		(*Entry_LoadDir)(nil),
 		(*Entry_Purge)(nil),
 		(*Entry_Mknod)(nil),
+		(*Entry_Batch)(nil),
+		(*Entry_OpenSession)(nil),
+		(*Entry_EndSession)(nil),
+		(*Entry_GrantRange)(nil),
+		(*Entry_Delegate)(nil),
+		(*Entry_Recall)(nil),
+		(*Entry_Undelegate)(nil),
+	}
+	file_metapb_meta_proto_msgTypes[25].OneofWrappers = []any{
+		(*BatchOp_CreateFile)(nil),
+		(*BatchOp_Mkdir)(nil),
+		(*BatchOp_Unlink)(nil),
+		(*BatchOp_Rename)(nil),
+		(*BatchOp_CompleteFile)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2704,7 +3618,7 @@ func file_metapb_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metapb_meta_proto_rawDesc), len(file_metapb_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
