@@ -93,6 +93,30 @@
 // (skyfs sync) forces a reload of a directory, or of a whole subtree, and
 // streams its progress.
 //
+// # Sessions and directory delegations
+//
+// A mount daemon may open a session (OpenSession, renewed by calling it
+// again within the lease), be granted inode numbers (GrantRange) and take
+// the delegation of a directory no other live session holds (Delegate).
+// It then does creates, mkdirs, unlinks and renames in that directory
+// locally and journals them with Flush: one Batch entry for many
+// operations, their UFS side done here first, in order (flush.go). It
+// names its session on every call (HolderMetadata), and the leader never
+// recalls a delegation from its own holder. Before another caller's
+// lookup, listing, StatDir or mutation of a name in a delegated directory
+// (a mutation that names it, or removes or replaces it) the leader recalls
+// the delegation (deleg.go): it journals a Recall, asks the holder on the
+// stream it keeps open (Recalls; recalls journaled before, by this leader
+// or an earlier one, are sent again when the stream opens), and waits for
+// the holder to flush and give it back (Undelegate); a holder that has not
+// within its lease loses the delegation, the leader ending it, and what it
+// had not flushed is refused. A mutation holds the delegations' gate from
+// the check of its directories to its proposal and a grant takes it
+// exclusively, so that no grant slips in between. RecallStats counts the
+// waits. The state machine refuses (EAGAIN, not remembered) any change by
+// another session of a delegated directory's names, so a request that
+// races a grant is recalled for and proposed again rather than applied.
+//
 // The package must never mutate the namespace other than by proposing an entry,
 // must never let a follower answer a namespace call, and must never import the
 // client package or anything above it.

@@ -19,6 +19,9 @@ func (n *nsServer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.Looku
 	var a *meta.Attr
 	err := checkName(req.Name)
 	if err == nil {
+		err = n.s.settleRead(ctx, req.Parent)
+	}
+	if err == nil {
 		_, err = n.s.ensureLoaded(ctx, req.Parent, false)
 		err = loadErr(err)
 	}
@@ -91,6 +94,9 @@ func (n *nsServer) ReadDir(ctx context.Context, req *pb.ReadDirRequest) (*pb.Rea
 		err = checkName(req.Cursor)
 	}
 	if err == nil {
+		err = n.s.settleReadOf(ctx, req.Ino, req.Path)
+	}
+	if err == nil {
 		err = n.s.preloadInode(ctx, req.Ino, req.Path)
 	}
 	if err == nil {
@@ -145,6 +151,9 @@ func (n *nsServer) StatDir(ctx context.Context, req *pb.StatDirRequest) (*pb.Sta
 			break
 		}
 		err = checkName(name)
+	}
+	if err == nil {
+		err = n.s.settleRead(ctx, req.Dir)
 	}
 	if err == nil {
 		_, err = n.s.ensureLoaded(ctx, req.Dir, false)

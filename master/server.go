@@ -93,8 +93,11 @@ type Server struct {
 	stopBg context.CancelFunc
 
 	flightsMu sync.Mutex
-	flights   map[requestID]*mutation // mutations in progress (mutateUFS)
+	flights   map[requestID]*mutation // mutations in progress (mutateFlight)
 	joined    atomic.Int64            // retries that waited for one of them
+
+	deleg       delegations // directory delegations: recall streams (deleg.go)
+	recallStats recallStats
 }
 
 // New returns a Server over cfg.Journal.
@@ -105,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{j: cfg.Journal, admin: cfg.Admin, log: cfg.Logger, now: cfg.Now, peers: make(map[string]*grpc.ClientConn), flights: make(map[requestID]*mutation), cfg: cfg}
 	s.ufs.sealer = cfg.Sealer
 	s.kick = make(chan struct{}, 1)
+	s.deleg.init()
 	s.ufs.wrap = cfg.WrapUFS
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if s.log == nil {
@@ -291,8 +295,9 @@ type mutation struct {
 // requestID is a mutation's request id as a map key.
 type requestID struct{ client, seq uint64 }
 
-// mutateUFS is mutate for a mutation that may have a UFS side effect: build
-// returns it (nil for none).
+// mutateFlight is mutate for a mutation that may have a UFS side effect:
+// build returns it (nil for none). mutateUFS (deleg.go) calls it, once more
+// after each recall of a delegated directory the mutation names.
 //
 // A retried request must not plan its side effect again: the UFS may already
 // show the first attempt's effect (a renamed object is no longer at its old
@@ -300,7 +305,7 @@ type requestID struct{ client, seq uint64 }
 // answered with its remembered outcome before anything is planned, a retry
 // of a request still in progress here waits for that one's outcome, and a
 // mutation whose caller goes away still finishes (mutationTimeout).
-func (s *Server) mutateUFS(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish ...func(*metapb.Entry)) (meta.Result, error) {
+func (s *Server) mutateFlight(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish ...func(*metapb.Entry)) (meta.Result, error) {
 	if req == nil || req.Client == 0 {
 		return meta.Result{}, status.Error(codes.InvalidArgument, "mutation without a request id (client id must be non-zero)")
 	}
@@ -339,7 +344,7 @@ func (s *Server) mutateUFS(ctx context.Context, req *pb.RequestID, build func(tx
 	return f.res, f.err
 }
 
-// mutateOnce is one run of a mutation (see mutateUFS).
+// mutateOnce is one run of a mutation (see mutateFlight).
 func (s *Server) mutateOnce(ctx context.Context, req *pb.RequestID, build func(tx meta.Txn, e *metapb.Entry) (sideEffect, error), finish []func(*metapb.Entry)) (meta.Result, error) {
 	e := &metapb.Entry{
 		Version: meta.EntryVersion,

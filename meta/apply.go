@@ -106,7 +106,9 @@ func Apply(tx Txn, e *metapb.Entry) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if req != nil {
+	if req != nil && a.res.Errno != ErrnoDelegated {
+		// ErrnoDelegated is not an outcome: the leader recalls the
+		// delegation and proposes the same request again.
 		if err := remember(tx, req, e.TimeNs, a.res); err != nil {
 			return Result{}, err
 		}

@@ -67,7 +67,7 @@ func applyBatch(tx Txn, e *metapb.Entry, b *metapb.Batch) (Result, error) {
 				return Result{}, err
 			}
 		}
-		if req != nil {
+		if req != nil && a.res.Errno != ErrnoDelegated {
 			if err := remember(batch, req, e.TimeNs, a.res); err != nil {
 				return Result{}, err
 			}

@@ -107,3 +107,9 @@ func (o *overlay) flush() error {
 	}
 	return nil
 }
+
+// Scratch returns a transaction over base whose writes are never written
+// through: reads see them, and they are dropped with it. A master applies
+// entries in one to learn what state they would leave, without changing
+// anything (base may be read-only).
+func Scratch(base Txn) Txn { return newOverlay(base) }

@@ -258,6 +258,27 @@ func testDelegations(t *testing.T, open func(testing.TB) meta.Store) {
 	h.Must(create(e, "other", 0))
 	checkInvariants(t, h.S)
 
+	// A request refused because of a delegation is not remembered: once the
+	// delegation is given back, the same request is applied.
+	h.Must(&metapb.Delegate{Holder: b, Dir: e})
+	retried := Entry(h.Clock+1e9, create(e, "retried", 0))
+	retried.Request = &metapb.RequestID{Client: 77, Seq: 1}
+	// (Only the expiry bookkeeping of request records may change.)
+	if r := h.Apply(retried); r.Errno != meta.ErrnoDelegated {
+		t.Fatalf("create in a directory delegated elsewhere: %v", r.Errno)
+	}
+	if r := h.Apply(bop(77, 2, create(e, "retried2", 0))); r.Errno != 0 || r.Ops[0].Errno != meta.ErrnoDelegated {
+		t.Fatalf("batched create in a directory delegated elsewhere: %v %+v", r.Errno, r.Ops)
+	}
+	h.Must(h.As(b, &metapb.Undelegate{Holder: b, Dir: e}))
+	retried.TimeNs = h.Clock + 1e9
+	if r := h.Must(retried); r.Replayed {
+		t.Fatalf("a refused request was remembered: %+v", r)
+	}
+	if r := h.Must(bop(77, 2, create(e, "retried2", 0))); r.Ops[0].Errno != 0 || r.Ops[0].Replayed {
+		t.Fatalf("a refused batch operation was remembered: %+v", r.Ops[0])
+	}
+
 	// The holder's own rmdir of a delegated subdirectory ends the delegation.
 	h.Must(h.As(a, &metapb.Rmdir{Parent: d, Name: []byte("s")}))
 	h.view(func(tx meta.Txn) error {

@@ -4694,6 +4694,855 @@ func (x *CheckpointResponse) GetIndex() uint64 {
 	return 0
 }
 
+// OpenSessionRequest opens a mount daemon's session, or renews it while its
+// lease runs. holder is a non-zero id the daemon chose at random; a session
+// whose lease ran out is over (ESTALE) and the daemon opens a new one under
+// a new id. Every call of a daemon with a session carries the id in the
+// "skyfs-holder" metadata, so that the leader never recalls a delegation
+// from the host that holds it.
+type OpenSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	LeaseNs       int64                  `protobuf:"varint,3,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSessionRequest) Reset() {
+	*x = OpenSessionRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSessionRequest) ProtoMessage() {}
+
+func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
+func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *OpenSessionRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *OpenSessionRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *OpenSessionRequest) GetLeaseNs() int64 {
+	if x != nil {
+		return x.LeaseNs
+	}
+	return 0
+}
+
+// SessionResponse answers OpenSession and EndSession. expires_ns is the end
+// of the lease in the leader's clock; a holder counts its lease from before
+// it sent the request, in its own clock.
+type SessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	ExpiresNs     int64                  `protobuf:"varint,3,opt,name=expires_ns,json=expiresNs,proto3" json:"expires_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResponse) Reset() {
+	*x = SessionResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResponse) ProtoMessage() {}
+
+func (x *SessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
+func (*SessionResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *SessionResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *SessionResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SessionResponse) GetExpiresNs() int64 {
+	if x != nil {
+		return x.ExpiresNs
+	}
+	return 0
+}
+
+type EndSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionRequest) Reset() {
+	*x = EndSessionRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionRequest) ProtoMessage() {}
+
+func (x *EndSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionRequest.ProtoReflect.Descriptor instead.
+func (*EndSessionRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *EndSessionRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *EndSessionRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+// GrantRangeRequest asks for count fresh inode numbers, which the session
+// spends in increasing order in the creates it flushes.
+type GrantRangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRangeRequest) Reset() {
+	*x = GrantRangeRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRangeRequest) ProtoMessage() {}
+
+func (x *GrantRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRangeRequest.ProtoReflect.Descriptor instead.
+func (*GrantRangeRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GrantRangeRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *GrantRangeRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *GrantRangeRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type GrantRangeResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The range [start, end).
+	Start         uint64 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint64 `protobuf:"varint,4,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRangeResponse) Reset() {
+	*x = GrantRangeResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRangeResponse) ProtoMessage() {}
+
+func (x *GrantRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRangeResponse.ProtoReflect.Descriptor instead.
+func (*GrantRangeResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *GrantRangeResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *GrantRangeResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GrantRangeResponse) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *GrantRangeResponse) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+// DelegateRequest asks for the delegation of directory dir: EBUSY while
+// another live session holds it (the caller then goes on without one).
+type DelegateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Dir           uint64                 `protobuf:"varint,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegateRequest) Reset() {
+	*x = DelegateRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegateRequest) ProtoMessage() {}
+
+func (x *DelegateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegateRequest.ProtoReflect.Descriptor instead.
+func (*DelegateRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *DelegateRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *DelegateRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *DelegateRequest) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
+type DelegateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	ExpiresNs     int64                  `protobuf:"varint,3,opt,name=expires_ns,json=expiresNs,proto3" json:"expires_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegateResponse) Reset() {
+	*x = DelegateResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegateResponse) ProtoMessage() {}
+
+func (x *DelegateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegateResponse.ProtoReflect.Descriptor instead.
+func (*DelegateResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *DelegateResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *DelegateResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DelegateResponse) GetExpiresNs() int64 {
+	if x != nil {
+		return x.ExpiresNs
+	}
+	return 0
+}
+
+// UndelegateRequest gives a delegation back (after a recall, once what was
+// pending in the directory is flushed).
+type UndelegateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Dir           uint64                 `protobuf:"varint,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndelegateRequest) Reset() {
+	*x = UndelegateRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndelegateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndelegateRequest) ProtoMessage() {}
+
+func (x *UndelegateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndelegateRequest.ProtoReflect.Descriptor instead.
+func (*UndelegateRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *UndelegateRequest) GetRequest() *RequestID {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *UndelegateRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *UndelegateRequest) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
+// FlushOp is one operation a holder did locally in a delegated directory,
+// with its own request id (in the request message it carries). Names go by
+// parent inode and name, never by path; ino is the number a create or mkdir
+// took from the session's ranges.
+type FlushOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*FlushOp_Create
+	//	*FlushOp_Mkdir
+	//	*FlushOp_Unlink
+	//	*FlushOp_Rename
+	//	*FlushOp_Complete
+	Op            isFlushOp_Op `protobuf_oneof:"op"`
+	Ino           uint64       `protobuf:"varint,6,opt,name=ino,proto3" json:"ino,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushOp) Reset() {
+	*x = FlushOp{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushOp) ProtoMessage() {}
+
+func (x *FlushOp) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushOp.ProtoReflect.Descriptor instead.
+func (*FlushOp) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *FlushOp) GetOp() isFlushOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *FlushOp) GetCreate() *CreateRequest {
+	if x != nil {
+		if x, ok := x.Op.(*FlushOp_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *FlushOp) GetMkdir() *MkdirRequest {
+	if x != nil {
+		if x, ok := x.Op.(*FlushOp_Mkdir); ok {
+			return x.Mkdir
+		}
+	}
+	return nil
+}
+
+func (x *FlushOp) GetUnlink() *UnlinkRequest {
+	if x != nil {
+		if x, ok := x.Op.(*FlushOp_Unlink); ok {
+			return x.Unlink
+		}
+	}
+	return nil
+}
+
+func (x *FlushOp) GetRename() *RenameRequest {
+	if x != nil {
+		if x, ok := x.Op.(*FlushOp_Rename); ok {
+			return x.Rename
+		}
+	}
+	return nil
+}
+
+func (x *FlushOp) GetComplete() *CompleteFileRequest {
+	if x != nil {
+		if x, ok := x.Op.(*FlushOp_Complete); ok {
+			return x.Complete
+		}
+	}
+	return nil
+}
+
+func (x *FlushOp) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+type isFlushOp_Op interface {
+	isFlushOp_Op()
+}
+
+type FlushOp_Create struct {
+	Create *CreateRequest `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type FlushOp_Mkdir struct {
+	Mkdir *MkdirRequest `protobuf:"bytes,2,opt,name=mkdir,proto3,oneof"`
+}
+
+type FlushOp_Unlink struct {
+	Unlink *UnlinkRequest `protobuf:"bytes,3,opt,name=unlink,proto3,oneof"`
+}
+
+type FlushOp_Rename struct {
+	Rename *RenameRequest `protobuf:"bytes,4,opt,name=rename,proto3,oneof"`
+}
+
+type FlushOp_Complete struct {
+	Complete *CompleteFileRequest `protobuf:"bytes,5,opt,name=complete,proto3,oneof"`
+}
+
+func (*FlushOp_Create) isFlushOp_Op() {}
+
+func (*FlushOp_Mkdir) isFlushOp_Op() {}
+
+func (*FlushOp_Unlink) isFlushOp_Op() {}
+
+func (*FlushOp_Rename) isFlushOp_Op() {}
+
+func (*FlushOp_Complete) isFlushOp_Op() {}
+
+// FlushRequest journals a holder's pending operations as one entry, in
+// order. The whole flush is refused, changing nothing, when the session's
+// lease ran out (ESTALE), a directory it changes is not delegated to it
+// (ENOLCK) or a number is not one of its unspent ones (ERANGE); otherwise
+// each operation has its own outcome.
+type FlushRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Ops           []*FlushOp             `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushRequest) Reset() {
+	*x = FlushRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushRequest) ProtoMessage() {}
+
+func (x *FlushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushRequest.ProtoReflect.Descriptor instead.
+func (*FlushRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *FlushRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+func (x *FlushRequest) GetOps() []*FlushOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type FlushResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   int32                  `protobuf:"varint,1,opt,name=errno,proto3" json:"errno,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// One per operation, in order.
+	Results       []*EntryResponse `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushResponse) Reset() {
+	*x = FlushResponse{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushResponse) ProtoMessage() {}
+
+func (x *FlushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushResponse.ProtoReflect.Descriptor instead.
+func (*FlushResponse) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *FlushResponse) GetErrno() int32 {
+	if x != nil {
+		return x.Errno
+	}
+	return 0
+}
+
+func (x *FlushResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *FlushResponse) GetResults() []*EntryResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// RecallsRequest opens the stream on which the leader recalls the session's
+// delegations. A daemon with a session keeps it open (on the leader, opened
+// again after a failover); a recall the holder does not answer by giving
+// the delegation back within its lease ends the delegation, and what it had
+// not flushed is lost.
+type RecallsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        uint64                 `protobuf:"varint,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecallsRequest) Reset() {
+	*x = RecallsRequest{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecallsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecallsRequest) ProtoMessage() {}
+
+func (x *RecallsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecallsRequest.ProtoReflect.Descriptor instead.
+func (*RecallsRequest) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *RecallsRequest) GetHolder() uint64 {
+	if x != nil {
+		return x.Holder
+	}
+	return 0
+}
+
+type RecallNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dir           uint64                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecallNotice) Reset() {
+	*x = RecallNotice{}
+	mi := &file_skyfspb_skyfs_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecallNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecallNotice) ProtoMessage() {}
+
+func (x *RecallNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_skyfspb_skyfs_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecallNotice.ProtoReflect.Descriptor instead.
+func (*RecallNotice) Descriptor() ([]byte, []int) {
+	return file_skyfspb_skyfs_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *RecallNotice) GetDir() uint64 {
+	if x != nil {
+		return x.Dir
+	}
+	return 0
+}
+
 var File_skyfspb_skyfs_proto protoreflect.FileDescriptor
 
 const file_skyfspb_skyfs_proto_rawDesc = "" +
@@ -5043,7 +5892,60 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\x13\n" +
 	"\x11CheckpointRequest\"*\n" +
 	"\x12CheckpointResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index*\x87\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"v\n" +
+	"\x12OpenSessionRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\x04R\x06holder\x12\x19\n" +
+	"\blease_ns\x18\x03 \x01(\x03R\aleaseNs\"`\n" +
+	"\x0fSessionResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
+	"\n" +
+	"expires_ns\x18\x03 \x01(\x03R\texpiresNs\"Z\n" +
+	"\x11EndSessionRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\x04R\x06holder\"p\n" +
+	"\x11GrantRangeRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\x04R\x06holder\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\"l\n" +
+	"\x12GrantRangeResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\x04R\x05start\x12\x10\n" +
+	"\x03end\x18\x04 \x01(\x04R\x03end\"j\n" +
+	"\x0fDelegateRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\x04R\x06holder\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\x04R\x03dir\"a\n" +
+	"\x10DelegateResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
+	"\n" +
+	"expires_ns\x18\x03 \x01(\x03R\texpiresNs\"l\n" +
+	"\x11UndelegateRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.skyfs.v1.RequestIDR\arequest\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\x04R\x06holder\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\x04R\x03dir\"\xa7\x02\n" +
+	"\aFlushOp\x121\n" +
+	"\x06create\x18\x01 \x01(\v2\x17.skyfs.v1.CreateRequestH\x00R\x06create\x12.\n" +
+	"\x05mkdir\x18\x02 \x01(\v2\x16.skyfs.v1.MkdirRequestH\x00R\x05mkdir\x121\n" +
+	"\x06unlink\x18\x03 \x01(\v2\x17.skyfs.v1.UnlinkRequestH\x00R\x06unlink\x121\n" +
+	"\x06rename\x18\x04 \x01(\v2\x17.skyfs.v1.RenameRequestH\x00R\x06rename\x12;\n" +
+	"\bcomplete\x18\x05 \x01(\v2\x1d.skyfs.v1.CompleteFileRequestH\x00R\bcomplete\x12\x10\n" +
+	"\x03ino\x18\x06 \x01(\x04R\x03inoB\x04\n" +
+	"\x02op\"K\n" +
+	"\fFlushRequest\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\x12#\n" +
+	"\x03ops\x18\x02 \x03(\v2\x11.skyfs.v1.FlushOpR\x03ops\"r\n" +
+	"\rFlushResponse\x12\x14\n" +
+	"\x05errno\x18\x01 \x01(\x05R\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
+	"\aresults\x18\x03 \x03(\v2\x17.skyfs.v1.EntryResponseR\aresults\"(\n" +
+	"\x0eRecallsRequest\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\x04R\x06holder\" \n" +
+	"\fRecallNotice\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\x04R\x03dir*\x87\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aREGULAR\x10\x01\x12\r\n" +
@@ -5053,7 +5955,7 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\n" +
 	"\x06SOCKET\x10\x05\x12\x0f\n" +
 	"\vCHAR_DEVICE\x10\x06\x12\x10\n" +
-	"\fBLOCK_DEVICE\x10\a2\x81\v\n" +
+	"\fBLOCK_DEVICE\x10\a2\xdb\x0e\n" +
 	"\tNamespace\x12;\n" +
 	"\x06Lookup\x12\x17.skyfs.v1.LookupRequest\x1a\x18.skyfs.v1.LookupResponse\x12>\n" +
 	"\aGetAttr\x12\x18.skyfs.v1.GetAttrRequest\x1a\x19.skyfs.v1.GetAttrResponse\x12J\n" +
@@ -5076,7 +5978,17 @@ const file_skyfspb_skyfs_proto_rawDesc = "" +
 	"\vRemoveXattr\x12\x1c.skyfs.v1.RemoveXattrRequest\x1a\x17.skyfs.v1.XattrResponse\x12;\n" +
 	"\x06StatFS\x12\x17.skyfs.v1.StatFSRequest\x1a\x18.skyfs.v1.StatFSResponse\x12;\n" +
 	"\x06Locate\x12\x17.skyfs.v1.LocateRequest\x1a\x18.skyfs.v1.LocateResponse\x12>\n" +
-	"\aStatDir\x12\x18.skyfs.v1.StatDirRequest\x1a\x19.skyfs.v1.StatDirResponse2\xa8\x03\n" +
+	"\aStatDir\x12\x18.skyfs.v1.StatDirRequest\x1a\x19.skyfs.v1.StatDirResponse\x12F\n" +
+	"\vOpenSession\x12\x1c.skyfs.v1.OpenSessionRequest\x1a\x19.skyfs.v1.SessionResponse\x12D\n" +
+	"\n" +
+	"EndSession\x12\x1b.skyfs.v1.EndSessionRequest\x1a\x19.skyfs.v1.SessionResponse\x12G\n" +
+	"\n" +
+	"GrantRange\x12\x1b.skyfs.v1.GrantRangeRequest\x1a\x1c.skyfs.v1.GrantRangeResponse\x12A\n" +
+	"\bDelegate\x12\x19.skyfs.v1.DelegateRequest\x1a\x1a.skyfs.v1.DelegateResponse\x12E\n" +
+	"\n" +
+	"Undelegate\x12\x1b.skyfs.v1.UndelegateRequest\x1a\x1a.skyfs.v1.DelegateResponse\x128\n" +
+	"\x05Flush\x12\x16.skyfs.v1.FlushRequest\x1a\x17.skyfs.v1.FlushResponse\x12=\n" +
+	"\aRecalls\x12\x18.skyfs.v1.RecallsRequest\x1a\x16.skyfs.v1.RecallNotice0\x012\xa8\x03\n" +
 	"\x06Mounts\x12A\n" +
 	"\bAddMount\x12\x19.skyfs.v1.AddMountRequest\x1a\x1a.skyfs.v1.AddMountResponse\x12J\n" +
 	"\vRemoveMount\x12\x1c.skyfs.v1.RemoveMountRequest\x1a\x1d.skyfs.v1.RemoveMountResponse\x12A\n" +
@@ -5106,7 +6018,7 @@ func file_skyfspb_skyfs_proto_rawDescGZIP() []byte {
 }
 
 var file_skyfspb_skyfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_skyfspb_skyfs_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_skyfspb_skyfs_proto_goTypes = []any{
 	(FileType)(0),                  // 0: skyfs.v1.FileType
 	(*RequestID)(nil),              // 1: skyfs.v1.RequestID
@@ -5176,8 +6088,21 @@ var file_skyfspb_skyfs_proto_goTypes = []any{
 	(*TransferLeaderResponse)(nil), // 65: skyfs.v1.TransferLeaderResponse
 	(*CheckpointRequest)(nil),      // 66: skyfs.v1.CheckpointRequest
 	(*CheckpointResponse)(nil),     // 67: skyfs.v1.CheckpointResponse
-	nil,                            // 68: skyfs.v1.Mount.OptionsEntry
-	nil,                            // 69: skyfs.v1.AddMountRequest.OptionsEntry
+	(*OpenSessionRequest)(nil),     // 68: skyfs.v1.OpenSessionRequest
+	(*SessionResponse)(nil),        // 69: skyfs.v1.SessionResponse
+	(*EndSessionRequest)(nil),      // 70: skyfs.v1.EndSessionRequest
+	(*GrantRangeRequest)(nil),      // 71: skyfs.v1.GrantRangeRequest
+	(*GrantRangeResponse)(nil),     // 72: skyfs.v1.GrantRangeResponse
+	(*DelegateRequest)(nil),        // 73: skyfs.v1.DelegateRequest
+	(*DelegateResponse)(nil),       // 74: skyfs.v1.DelegateResponse
+	(*UndelegateRequest)(nil),      // 75: skyfs.v1.UndelegateRequest
+	(*FlushOp)(nil),                // 76: skyfs.v1.FlushOp
+	(*FlushRequest)(nil),           // 77: skyfs.v1.FlushRequest
+	(*FlushResponse)(nil),          // 78: skyfs.v1.FlushResponse
+	(*RecallsRequest)(nil),         // 79: skyfs.v1.RecallsRequest
+	(*RecallNotice)(nil),           // 80: skyfs.v1.RecallNotice
+	nil,                            // 81: skyfs.v1.Mount.OptionsEntry
+	nil,                            // 82: skyfs.v1.AddMountRequest.OptionsEntry
 }
 var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	0,  // 0: skyfs.v1.Attr.type:type_name -> skyfs.v1.FileType
@@ -5215,87 +6140,113 @@ var file_skyfspb_skyfs_proto_depIdxs = []int32{
 	5,  // 32: skyfs.v1.StatDirEntry.attr:type_name -> skyfs.v1.Attr
 	5,  // 33: skyfs.v1.StatDirResponse.dir_attr:type_name -> skyfs.v1.Attr
 	42, // 34: skyfs.v1.StatDirResponse.entries:type_name -> skyfs.v1.StatDirEntry
-	68, // 35: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
+	81, // 35: skyfs.v1.Mount.options:type_name -> skyfs.v1.Mount.OptionsEntry
 	1,  // 36: skyfs.v1.AddMountRequest.request:type_name -> skyfs.v1.RequestID
 	2,  // 37: skyfs.v1.AddMountRequest.caller:type_name -> skyfs.v1.Caller
-	69, // 38: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
+	82, // 38: skyfs.v1.AddMountRequest.options:type_name -> skyfs.v1.AddMountRequest.OptionsEntry
 	44, // 39: skyfs.v1.AddMountResponse.mount:type_name -> skyfs.v1.Mount
 	1,  // 40: skyfs.v1.RemoveMountRequest.request:type_name -> skyfs.v1.RequestID
 	44, // 41: skyfs.v1.GetMountResponse.mount:type_name -> skyfs.v1.Mount
 	44, // 42: skyfs.v1.ListMountsResponse.mounts:type_name -> skyfs.v1.Mount
 	44, // 43: skyfs.v1.MountAccessResponse.mount:type_name -> skyfs.v1.Mount
 	57, // 44: skyfs.v1.StatusResponse.members:type_name -> skyfs.v1.Member
-	7,  // 45: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
-	9,  // 46: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
-	11, // 47: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
-	13, // 48: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
-	15, // 49: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
-	16, // 50: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
-	21, // 51: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
-	17, // 52: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
-	18, // 53: skyfs.v1.Namespace.Mknod:input_type -> skyfs.v1.MknodRequest
-	19, // 54: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
-	22, // 55: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
-	23, // 56: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
-	25, // 57: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
-	27, // 58: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
-	28, // 59: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
-	30, // 60: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
-	32, // 61: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
-	35, // 62: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
-	33, // 63: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
-	37, // 64: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
-	39, // 65: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
-	41, // 66: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
-	45, // 67: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
-	47, // 68: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
-	49, // 69: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
-	51, // 70: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
-	55, // 71: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
-	53, // 72: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
-	58, // 73: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
-	60, // 74: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
-	62, // 75: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
-	64, // 76: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
-	66, // 77: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
-	8,  // 78: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
-	10, // 79: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
-	12, // 80: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
-	14, // 81: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
-	20, // 82: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
-	20, // 83: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
-	20, // 84: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
-	20, // 85: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
-	20, // 86: skyfs.v1.Namespace.Mknod:output_type -> skyfs.v1.EntryResponse
-	20, // 87: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
-	24, // 88: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
-	24, // 89: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
-	26, // 90: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
-	20, // 91: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
-	29, // 92: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
-	31, // 93: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
-	34, // 94: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
-	36, // 95: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
-	34, // 96: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
-	38, // 97: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
-	40, // 98: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
-	43, // 99: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
-	46, // 100: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
-	48, // 101: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
-	50, // 102: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
-	52, // 103: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
-	56, // 104: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
-	54, // 105: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
-	59, // 106: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
-	61, // 107: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
-	63, // 108: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
-	65, // 109: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
-	67, // 110: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
-	78, // [78:111] is the sub-list for method output_type
-	45, // [45:78] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	1,  // 45: skyfs.v1.OpenSessionRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 46: skyfs.v1.EndSessionRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 47: skyfs.v1.GrantRangeRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 48: skyfs.v1.DelegateRequest.request:type_name -> skyfs.v1.RequestID
+	1,  // 49: skyfs.v1.UndelegateRequest.request:type_name -> skyfs.v1.RequestID
+	16, // 50: skyfs.v1.FlushOp.create:type_name -> skyfs.v1.CreateRequest
+	15, // 51: skyfs.v1.FlushOp.mkdir:type_name -> skyfs.v1.MkdirRequest
+	22, // 52: skyfs.v1.FlushOp.unlink:type_name -> skyfs.v1.UnlinkRequest
+	25, // 53: skyfs.v1.FlushOp.rename:type_name -> skyfs.v1.RenameRequest
+	21, // 54: skyfs.v1.FlushOp.complete:type_name -> skyfs.v1.CompleteFileRequest
+	76, // 55: skyfs.v1.FlushRequest.ops:type_name -> skyfs.v1.FlushOp
+	20, // 56: skyfs.v1.FlushResponse.results:type_name -> skyfs.v1.EntryResponse
+	7,  // 57: skyfs.v1.Namespace.Lookup:input_type -> skyfs.v1.LookupRequest
+	9,  // 58: skyfs.v1.Namespace.GetAttr:input_type -> skyfs.v1.GetAttrRequest
+	11, // 59: skyfs.v1.Namespace.ResolvePath:input_type -> skyfs.v1.ResolvePathRequest
+	13, // 60: skyfs.v1.Namespace.ReadDir:input_type -> skyfs.v1.ReadDirRequest
+	15, // 61: skyfs.v1.Namespace.Mkdir:input_type -> skyfs.v1.MkdirRequest
+	16, // 62: skyfs.v1.Namespace.Create:input_type -> skyfs.v1.CreateRequest
+	21, // 63: skyfs.v1.Namespace.CompleteFile:input_type -> skyfs.v1.CompleteFileRequest
+	17, // 64: skyfs.v1.Namespace.Symlink:input_type -> skyfs.v1.SymlinkRequest
+	18, // 65: skyfs.v1.Namespace.Mknod:input_type -> skyfs.v1.MknodRequest
+	19, // 66: skyfs.v1.Namespace.Link:input_type -> skyfs.v1.LinkRequest
+	22, // 67: skyfs.v1.Namespace.Unlink:input_type -> skyfs.v1.UnlinkRequest
+	23, // 68: skyfs.v1.Namespace.Rmdir:input_type -> skyfs.v1.RmdirRequest
+	25, // 69: skyfs.v1.Namespace.Rename:input_type -> skyfs.v1.RenameRequest
+	27, // 70: skyfs.v1.Namespace.SetAttr:input_type -> skyfs.v1.SetAttrRequest
+	28, // 71: skyfs.v1.Namespace.Readlink:input_type -> skyfs.v1.ReadlinkRequest
+	30, // 72: skyfs.v1.Namespace.GetXattr:input_type -> skyfs.v1.GetXattrRequest
+	32, // 73: skyfs.v1.Namespace.SetXattr:input_type -> skyfs.v1.SetXattrRequest
+	35, // 74: skyfs.v1.Namespace.ListXattr:input_type -> skyfs.v1.ListXattrRequest
+	33, // 75: skyfs.v1.Namespace.RemoveXattr:input_type -> skyfs.v1.RemoveXattrRequest
+	37, // 76: skyfs.v1.Namespace.StatFS:input_type -> skyfs.v1.StatFSRequest
+	39, // 77: skyfs.v1.Namespace.Locate:input_type -> skyfs.v1.LocateRequest
+	41, // 78: skyfs.v1.Namespace.StatDir:input_type -> skyfs.v1.StatDirRequest
+	68, // 79: skyfs.v1.Namespace.OpenSession:input_type -> skyfs.v1.OpenSessionRequest
+	70, // 80: skyfs.v1.Namespace.EndSession:input_type -> skyfs.v1.EndSessionRequest
+	71, // 81: skyfs.v1.Namespace.GrantRange:input_type -> skyfs.v1.GrantRangeRequest
+	73, // 82: skyfs.v1.Namespace.Delegate:input_type -> skyfs.v1.DelegateRequest
+	75, // 83: skyfs.v1.Namespace.Undelegate:input_type -> skyfs.v1.UndelegateRequest
+	77, // 84: skyfs.v1.Namespace.Flush:input_type -> skyfs.v1.FlushRequest
+	79, // 85: skyfs.v1.Namespace.Recalls:input_type -> skyfs.v1.RecallsRequest
+	45, // 86: skyfs.v1.Mounts.AddMount:input_type -> skyfs.v1.AddMountRequest
+	47, // 87: skyfs.v1.Mounts.RemoveMount:input_type -> skyfs.v1.RemoveMountRequest
+	49, // 88: skyfs.v1.Mounts.GetMount:input_type -> skyfs.v1.GetMountRequest
+	51, // 89: skyfs.v1.Mounts.ListMounts:input_type -> skyfs.v1.ListMountsRequest
+	55, // 90: skyfs.v1.Mounts.MountAccess:input_type -> skyfs.v1.MountAccessRequest
+	53, // 91: skyfs.v1.Mounts.Sync:input_type -> skyfs.v1.SyncRequest
+	58, // 92: skyfs.v1.Cluster.Status:input_type -> skyfs.v1.StatusRequest
+	60, // 93: skyfs.v1.Cluster.AddMember:input_type -> skyfs.v1.AddMemberRequest
+	62, // 94: skyfs.v1.Cluster.RemoveMember:input_type -> skyfs.v1.RemoveMemberRequest
+	64, // 95: skyfs.v1.Cluster.TransferLeader:input_type -> skyfs.v1.TransferLeaderRequest
+	66, // 96: skyfs.v1.Cluster.Checkpoint:input_type -> skyfs.v1.CheckpointRequest
+	8,  // 97: skyfs.v1.Namespace.Lookup:output_type -> skyfs.v1.LookupResponse
+	10, // 98: skyfs.v1.Namespace.GetAttr:output_type -> skyfs.v1.GetAttrResponse
+	12, // 99: skyfs.v1.Namespace.ResolvePath:output_type -> skyfs.v1.ResolvePathResponse
+	14, // 100: skyfs.v1.Namespace.ReadDir:output_type -> skyfs.v1.ReadDirResponse
+	20, // 101: skyfs.v1.Namespace.Mkdir:output_type -> skyfs.v1.EntryResponse
+	20, // 102: skyfs.v1.Namespace.Create:output_type -> skyfs.v1.EntryResponse
+	20, // 103: skyfs.v1.Namespace.CompleteFile:output_type -> skyfs.v1.EntryResponse
+	20, // 104: skyfs.v1.Namespace.Symlink:output_type -> skyfs.v1.EntryResponse
+	20, // 105: skyfs.v1.Namespace.Mknod:output_type -> skyfs.v1.EntryResponse
+	20, // 106: skyfs.v1.Namespace.Link:output_type -> skyfs.v1.EntryResponse
+	24, // 107: skyfs.v1.Namespace.Unlink:output_type -> skyfs.v1.RemoveResponse
+	24, // 108: skyfs.v1.Namespace.Rmdir:output_type -> skyfs.v1.RemoveResponse
+	26, // 109: skyfs.v1.Namespace.Rename:output_type -> skyfs.v1.RenameResponse
+	20, // 110: skyfs.v1.Namespace.SetAttr:output_type -> skyfs.v1.EntryResponse
+	29, // 111: skyfs.v1.Namespace.Readlink:output_type -> skyfs.v1.ReadlinkResponse
+	31, // 112: skyfs.v1.Namespace.GetXattr:output_type -> skyfs.v1.GetXattrResponse
+	34, // 113: skyfs.v1.Namespace.SetXattr:output_type -> skyfs.v1.XattrResponse
+	36, // 114: skyfs.v1.Namespace.ListXattr:output_type -> skyfs.v1.ListXattrResponse
+	34, // 115: skyfs.v1.Namespace.RemoveXattr:output_type -> skyfs.v1.XattrResponse
+	38, // 116: skyfs.v1.Namespace.StatFS:output_type -> skyfs.v1.StatFSResponse
+	40, // 117: skyfs.v1.Namespace.Locate:output_type -> skyfs.v1.LocateResponse
+	43, // 118: skyfs.v1.Namespace.StatDir:output_type -> skyfs.v1.StatDirResponse
+	69, // 119: skyfs.v1.Namespace.OpenSession:output_type -> skyfs.v1.SessionResponse
+	69, // 120: skyfs.v1.Namespace.EndSession:output_type -> skyfs.v1.SessionResponse
+	72, // 121: skyfs.v1.Namespace.GrantRange:output_type -> skyfs.v1.GrantRangeResponse
+	74, // 122: skyfs.v1.Namespace.Delegate:output_type -> skyfs.v1.DelegateResponse
+	74, // 123: skyfs.v1.Namespace.Undelegate:output_type -> skyfs.v1.DelegateResponse
+	78, // 124: skyfs.v1.Namespace.Flush:output_type -> skyfs.v1.FlushResponse
+	80, // 125: skyfs.v1.Namespace.Recalls:output_type -> skyfs.v1.RecallNotice
+	46, // 126: skyfs.v1.Mounts.AddMount:output_type -> skyfs.v1.AddMountResponse
+	48, // 127: skyfs.v1.Mounts.RemoveMount:output_type -> skyfs.v1.RemoveMountResponse
+	50, // 128: skyfs.v1.Mounts.GetMount:output_type -> skyfs.v1.GetMountResponse
+	52, // 129: skyfs.v1.Mounts.ListMounts:output_type -> skyfs.v1.ListMountsResponse
+	56, // 130: skyfs.v1.Mounts.MountAccess:output_type -> skyfs.v1.MountAccessResponse
+	54, // 131: skyfs.v1.Mounts.Sync:output_type -> skyfs.v1.SyncProgress
+	59, // 132: skyfs.v1.Cluster.Status:output_type -> skyfs.v1.StatusResponse
+	61, // 133: skyfs.v1.Cluster.AddMember:output_type -> skyfs.v1.AddMemberResponse
+	63, // 134: skyfs.v1.Cluster.RemoveMember:output_type -> skyfs.v1.RemoveMemberResponse
+	65, // 135: skyfs.v1.Cluster.TransferLeader:output_type -> skyfs.v1.TransferLeaderResponse
+	67, // 136: skyfs.v1.Cluster.Checkpoint:output_type -> skyfs.v1.CheckpointResponse
+	97, // [97:137] is the sub-list for method output_type
+	57, // [57:97] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_skyfspb_skyfs_proto_init() }
@@ -5303,13 +6254,20 @@ func file_skyfspb_skyfs_proto_init() {
 	if File_skyfspb_skyfs_proto != nil {
 		return
 	}
+	file_skyfspb_skyfs_proto_msgTypes[75].OneofWrappers = []any{
+		(*FlushOp_Create)(nil),
+		(*FlushOp_Mkdir)(nil),
+		(*FlushOp_Unlink)(nil),
+		(*FlushOp_Rename)(nil),
+		(*FlushOp_Complete)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyfspb_skyfs_proto_rawDesc), len(file_skyfspb_skyfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   69,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

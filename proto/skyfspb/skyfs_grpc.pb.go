@@ -60,6 +60,13 @@ const (
 	Namespace_StatFS_FullMethodName       = "/skyfs.v1.Namespace/StatFS"
 	Namespace_Locate_FullMethodName       = "/skyfs.v1.Namespace/Locate"
 	Namespace_StatDir_FullMethodName      = "/skyfs.v1.Namespace/StatDir"
+	Namespace_OpenSession_FullMethodName  = "/skyfs.v1.Namespace/OpenSession"
+	Namespace_EndSession_FullMethodName   = "/skyfs.v1.Namespace/EndSession"
+	Namespace_GrantRange_FullMethodName   = "/skyfs.v1.Namespace/GrantRange"
+	Namespace_Delegate_FullMethodName     = "/skyfs.v1.Namespace/Delegate"
+	Namespace_Undelegate_FullMethodName   = "/skyfs.v1.Namespace/Undelegate"
+	Namespace_Flush_FullMethodName        = "/skyfs.v1.Namespace/Flush"
+	Namespace_Recalls_FullMethodName      = "/skyfs.v1.Namespace/Recalls"
 )
 
 // NamespaceClient is the client API for Namespace service.
@@ -90,6 +97,14 @@ type NamespaceClient interface {
 	StatFS(ctx context.Context, in *StatFSRequest, opts ...grpc.CallOption) (*StatFSResponse, error)
 	Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateResponse, error)
 	StatDir(ctx context.Context, in *StatDirRequest, opts ...grpc.CallOption) (*StatDirResponse, error)
+	// Sessions and directory delegations of mount daemons (see OpenSession).
+	OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*SessionResponse, error)
+	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*SessionResponse, error)
+	GrantRange(ctx context.Context, in *GrantRangeRequest, opts ...grpc.CallOption) (*GrantRangeResponse, error)
+	Delegate(ctx context.Context, in *DelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error)
+	Undelegate(ctx context.Context, in *UndelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error)
+	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error)
+	Recalls(ctx context.Context, in *RecallsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RecallNotice], error)
 }
 
 type namespaceClient struct {
@@ -320,6 +335,85 @@ func (c *namespaceClient) StatDir(ctx context.Context, in *StatDirRequest, opts 
 	return out, nil
 }
 
+func (c *namespaceClient) OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*SessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SessionResponse)
+	err := c.cc.Invoke(ctx, Namespace_OpenSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*SessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SessionResponse)
+	err := c.cc.Invoke(ctx, Namespace_EndSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) GrantRange(ctx context.Context, in *GrantRangeRequest, opts ...grpc.CallOption) (*GrantRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantRangeResponse)
+	err := c.cc.Invoke(ctx, Namespace_GrantRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) Delegate(ctx context.Context, in *DelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DelegateResponse)
+	err := c.cc.Invoke(ctx, Namespace_Delegate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) Undelegate(ctx context.Context, in *UndelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DelegateResponse)
+	err := c.cc.Invoke(ctx, Namespace_Undelegate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FlushResponse)
+	err := c.cc.Invoke(ctx, Namespace_Flush_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *namespaceClient) Recalls(ctx context.Context, in *RecallsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RecallNotice], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Namespace_ServiceDesc.Streams[0], Namespace_Recalls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RecallsRequest, RecallNotice]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Namespace_RecallsClient = grpc.ServerStreamingClient[RecallNotice]
+
 // NamespaceServer is the server API for Namespace service.
 // All implementations must embed UnimplementedNamespaceServer
 // for forward compatibility.
@@ -348,6 +442,14 @@ type NamespaceServer interface {
 	StatFS(context.Context, *StatFSRequest) (*StatFSResponse, error)
 	Locate(context.Context, *LocateRequest) (*LocateResponse, error)
 	StatDir(context.Context, *StatDirRequest) (*StatDirResponse, error)
+	// Sessions and directory delegations of mount daemons (see OpenSession).
+	OpenSession(context.Context, *OpenSessionRequest) (*SessionResponse, error)
+	EndSession(context.Context, *EndSessionRequest) (*SessionResponse, error)
+	GrantRange(context.Context, *GrantRangeRequest) (*GrantRangeResponse, error)
+	Delegate(context.Context, *DelegateRequest) (*DelegateResponse, error)
+	Undelegate(context.Context, *UndelegateRequest) (*DelegateResponse, error)
+	Flush(context.Context, *FlushRequest) (*FlushResponse, error)
+	Recalls(*RecallsRequest, grpc.ServerStreamingServer[RecallNotice]) error
 	mustEmbedUnimplementedNamespaceServer()
 }
 
@@ -423,6 +525,27 @@ func (UnimplementedNamespaceServer) Locate(context.Context, *LocateRequest) (*Lo
 }
 func (UnimplementedNamespaceServer) StatDir(context.Context, *StatDirRequest) (*StatDirResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StatDir not implemented")
+}
+func (UnimplementedNamespaceServer) OpenSession(context.Context, *OpenSessionRequest) (*SessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenSession not implemented")
+}
+func (UnimplementedNamespaceServer) EndSession(context.Context, *EndSessionRequest) (*SessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndSession not implemented")
+}
+func (UnimplementedNamespaceServer) GrantRange(context.Context, *GrantRangeRequest) (*GrantRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GrantRange not implemented")
+}
+func (UnimplementedNamespaceServer) Delegate(context.Context, *DelegateRequest) (*DelegateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Delegate not implemented")
+}
+func (UnimplementedNamespaceServer) Undelegate(context.Context, *UndelegateRequest) (*DelegateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Undelegate not implemented")
+}
+func (UnimplementedNamespaceServer) Flush(context.Context, *FlushRequest) (*FlushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Flush not implemented")
+}
+func (UnimplementedNamespaceServer) Recalls(*RecallsRequest, grpc.ServerStreamingServer[RecallNotice]) error {
+	return status.Error(codes.Unimplemented, "method Recalls not implemented")
 }
 func (UnimplementedNamespaceServer) mustEmbedUnimplementedNamespaceServer() {}
 func (UnimplementedNamespaceServer) testEmbeddedByValue()                   {}
@@ -841,6 +964,125 @@ func _Namespace_StatDir_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Namespace_OpenSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).OpenSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_OpenSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).OpenSession(ctx, req.(*OpenSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_EndSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).EndSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_EndSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).EndSession(ctx, req.(*EndSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_GrantRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).GrantRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_GrantRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).GrantRange(ctx, req.(*GrantRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_Delegate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DelegateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).Delegate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_Delegate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).Delegate(ctx, req.(*DelegateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_Undelegate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndelegateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).Undelegate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_Undelegate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).Undelegate(ctx, req.(*UndelegateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_Flush_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FlushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NamespaceServer).Flush(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Namespace_Flush_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NamespaceServer).Flush(ctx, req.(*FlushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Namespace_Recalls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RecallsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NamespaceServer).Recalls(m, &grpc.GenericServerStream[RecallsRequest, RecallNotice]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Namespace_RecallsServer = grpc.ServerStreamingServer[RecallNotice]
+
 // Namespace_ServiceDesc is the grpc.ServiceDesc for Namespace service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -936,8 +1178,38 @@ var Namespace_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "StatDir",
 			Handler:    _Namespace_StatDir_Handler,
 		},
+		{
+			MethodName: "OpenSession",
+			Handler:    _Namespace_OpenSession_Handler,
+		},
+		{
+			MethodName: "EndSession",
+			Handler:    _Namespace_EndSession_Handler,
+		},
+		{
+			MethodName: "GrantRange",
+			Handler:    _Namespace_GrantRange_Handler,
+		},
+		{
+			MethodName: "Delegate",
+			Handler:    _Namespace_Delegate_Handler,
+		},
+		{
+			MethodName: "Undelegate",
+			Handler:    _Namespace_Undelegate_Handler,
+		},
+		{
+			MethodName: "Flush",
+			Handler:    _Namespace_Flush_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Recalls",
+			Handler:       _Namespace_Recalls_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "skyfspb/skyfs.proto",
 }
 
