@@ -117,9 +117,15 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 	flush := func(end bool) error {
 		if err := s.j.View(func(tx meta.Txn) error {
 			for _, c := range batch {
-				a, ok := childOf(tx, ino, c.Name)
+				// The entry, then the child's inode: the directory is not
+				// read again for each child.
+				var a *meta.Attr
+				child, _, err := meta.Child(tx, ino, c.Name)
+				if err == nil {
+					a, err = meta.GetAttr(tx, child)
+				}
 				switch {
-				case !ok:
+				case err != nil:
 					st.added++
 				case a.Type != meta.FileType(c.Type):
 					st.updated++
