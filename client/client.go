@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/skyfs/skyfs/proto/skyfspb"
@@ -92,6 +94,8 @@ type Client struct {
 	log *slog.Logger
 	id  uint64
 	seq atomic.Uint64
+	// holder is the session named on every call (SetHolder); zero for none.
+	holder atomic.Uint64
 
 	mu      sync.Mutex
 	masters []string
@@ -238,6 +242,9 @@ func (c *Client) callFor(ctx context.Context, op string, attemptTimeout time.Dur
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if attemptTimeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+		}
+		if h := c.holder.Load(); h != 0 {
+			actx = metadata.AppendToOutgoingContext(actx, HolderMetadata, strconv.FormatUint(h, 10))
 		}
 		err = fn(actx, conn)
 		cancel()
