@@ -106,6 +106,12 @@ func checkSetAttr(c *metapb.Caller, n *metapb.Inode, op *metapb.SetAttr) error {
 }
 
 // completeFile records a finished upload: the file's size and UFS fingerprint.
+// The content changed when it was last written, not when the upload ended:
+// mtime and ctime take the time of the last write the record carries, and a
+// file closed without a write (a new empty file) keeps the times its create
+// gave it, as on a local file system, where close changes no time. ctime
+// never goes back and never passes the entry's time; without a time in the
+// record both are the entry's time.
 func (a *applier) completeFile(op *metapb.CompleteFile) error {
 	n, err := a.inode(op.Ino)
 	if err != nil {
@@ -121,9 +127,11 @@ func (a *applier) completeFile(op *metapb.CompleteFile) error {
 	}
 	n.Size, n.Ufs = op.Size, op.Ufs
 	n.Persist = metapb.PersistState_PERSISTED
-	n.MtimeNs, n.CtimeNs = a.now, a.now
-	if op.MtimeNs != 0 {
+	if op.MtimeNs == 0 {
+		n.MtimeNs, n.CtimeNs = a.now, a.now
+	} else {
 		n.MtimeNs = op.MtimeNs
+		n.CtimeNs = max(n.CtimeNs, min(op.MtimeNs, a.now))
 	}
 	a.res.Ino, a.res.Attr = n.Ino, attrFromPB(n)
 	return a.put(n)

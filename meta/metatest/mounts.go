@@ -170,17 +170,32 @@ func testLoadDir(t *testing.T, open func(testing.TB) meta.Store) {
 	h.Create(old, "inner")
 	h.Mkdir(old, "innerdir")
 
-	// Between loads: a pending file and a symlink exist only in the namespace.
+	// Between loads: a pending file, a symlink and special files exist only in
+	// the namespace.
 	h.Must(&metapb.CreateFile{Parent: m, Name: []byte("pending"), Persist: metapb.PersistState_PENDING})
 	h.Must(sym(m, "link", "a"))
+	fifo := h.Must(&metapb.Mknod{Parent: m, Name: []byte("fifo"), Type: metapb.FileType_FIFO, Mode: 0o600}).Ino
+	sock := h.Must(&metapb.Mknod{Parent: m, Name: []byte("sock"), Type: metapb.FileType_SOCKET, Mode: 0o600}).Ino
+	fifoAttr := h.Attr(fifo)
 
-	// A second load sees a changed, b gone, c become a directory, d new.
+	// A second load sees a changed, b gone, c become a directory, d new, and
+	// an object named like the fifo, which the namespace keeps.
 	r = h.Must(load(m, true, false, 0, lc("a", file, fp(10, "a2"))))
 	// A load that began earlier is now stale.
 	h.Expect(syscall.ESTALE, load(m, false, true, gen, lc("z", file, nil)))
-	h.Must(load(m, false, true, r.Gen, lc("c", dir, nil), lc("d", file, fp(4, "d1"))))
-	if got := h.Names(m, 100); !slices.Equal(got, []string{"a", "c", "d", "link", "pending"}) {
+	h.Must(load(m, false, true, r.Gen, lc("c", dir, nil), lc("d", file, fp(4, "d1")), lc("fifo", file, fp(6, "f1"))))
+	if got := h.Names(m, 100); !slices.Equal(got, []string{"a", "c", "d", "fifo", "link", "pending", "sock"}) {
 		t.Fatalf("after second load: %v", got)
+	}
+	if ino, _ := h.Lookup(m, "fifo"); ino != fifo {
+		t.Fatalf("fifo replaced by the object of its name: inode %d, was %d", ino, fifo)
+	}
+	if a := h.Attr(fifo); a.Type != meta.TypeFIFO || a.Size != 0 || a.UFS != (meta.Fingerprint{}) ||
+		a.Mtime != fifoAttr.Mtime || a.Ctime != fifoAttr.Ctime {
+		t.Fatalf("fifo after a load: %+v, was %+v", a, fifoAttr)
+	}
+	if ino, _ := h.Lookup(m, "sock"); ino != sock {
+		t.Fatalf("socket gone after a load that did not list it")
 	}
 	if a := h.Attr(aIno); a.Size != 10 || a.UFS.ETag != "a2" {
 		t.Fatalf("changed file attr %+v", a)

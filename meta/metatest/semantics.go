@@ -64,10 +64,32 @@ func testSemantics(t *testing.T, open func(testing.TB) meta.Store) {
 	if a := h.Attr(f); a.Pending || a.Size != 42 || a.UFS.ETag != "x" || a.Mtime != h.Clock || a.Ctime != h.Clock {
 		t.Fatalf("after complete: %+v", a)
 	}
+	// With the time of the last write, ctime is that time too, but never
+	// earlier than it was nor later than the entry.
+	completed := h.Attr(f).Ctime
 	h.Must(&metapb.CompleteFile{Ino: f, Size: 42, Ufs: &metapb.Fingerprint{Size: 42, Etag: "x"}, MtimeNs: 77})
-	if a := h.Attr(f); a.Mtime != 77 || a.Ctime != h.Clock {
-		t.Fatalf("complete with the last write's time: %+v", a)
+	if a := h.Attr(f); a.Mtime != 77 || a.Ctime != completed {
+		t.Fatalf("complete with an explicit earlier time: %+v (ctime was %d)", a, completed)
 	}
+	wrote := h.Clock + 4e8 // between the last entry and the next one
+	h.Must(&metapb.CompleteFile{Ino: f, Size: 43, Ufs: &metapb.Fingerprint{Size: 43, Etag: "y"}, MtimeNs: wrote})
+	if a := h.Attr(f); a.Mtime != wrote || a.Ctime != wrote {
+		t.Fatalf("complete with the last write's time %d: %+v", wrote, a)
+	}
+	ahead := h.Clock + 60e9 // a writer's clock ahead of the leader's
+	h.Must(&metapb.CompleteFile{Ino: f, Size: 42, Ufs: &metapb.Fingerprint{Size: 42, Etag: "x"}, MtimeNs: ahead})
+	if a := h.Attr(f); a.Mtime != ahead || a.Ctime != h.Clock {
+		t.Fatalf("complete with a time past the entry's: %+v", a)
+	}
+	// A file created and closed without a write: its upload is recorded with
+	// the create's mtime and changes neither time.
+	ef := h.Must(&metapb.CreateFile{Parent: d, Name: []byte("empty"), Persist: metapb.PersistState_PENDING}).Ino
+	made := h.Attr(ef)
+	h.Must(&metapb.CompleteFile{Ino: ef, Ufs: &metapb.Fingerprint{Etag: "e"}, MtimeNs: made.Mtime})
+	if a := h.Attr(ef); a.Pending || a.Mtime != made.Mtime || a.Ctime != made.Ctime {
+		t.Fatalf("complete without a write: %+v, created %+v", a, made)
+	}
+	h.Must(&metapb.Unlink{Parent: d, Name: []byte("empty")})
 	before := h.Attr(f)
 	h.Must(&metapb.SetAttr{Ino: f, Valid: meta.SetAttrMode, Mode: 0o600})
 	if a := h.Attr(f); a.Mode != 0o600 || a.Mtime != before.Mtime || a.Ctime != h.Clock {
