@@ -182,7 +182,7 @@ var fileTypes = map[uint32]meta.FileType{
 // the namespace only. The kernel opens them itself (a FIFO's pipe and a
 // device's driver are local to each host); a regular file made by mknod(2)
 // is an empty file, as from open(2) with O_CREAT. A mount of an object store
-// answers EPERM.
+// holds them as any other: nothing of them is written to the UFS.
 func (n *Node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n.m.opts.ReadOnly {
 		return nil, syscall.EROFS

@@ -43,8 +43,8 @@ type Namespace interface {
 	// Symlink creates a symbolic link owned by c.
 	Symlink(ctx context.Context, parent meta.Ino, name, target string, c Caller) (Made, error)
 	// Mknod creates a special file owned by c: typ is a FIFO, a socket or a
-	// device, rdev the device of a device. A mount whose UFS cannot have
-	// them answers EPERM.
+	// device, rdev the device of a device. It lives in the namespace only,
+	// whatever the UFS.
 	Mknod(ctx context.Context, parent meta.Ino, name string, typ meta.FileType, mode, rdev uint32, c Caller) (Made, error)
 	// Link makes newName in newParent another name of ino.
 	Link(ctx context.Context, ino, newParent meta.Ino, newName string) (Made, error)

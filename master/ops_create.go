@@ -115,8 +115,10 @@ func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.Ent
 }
 
 // Mknod creates a special file: a FIFO, a socket, or a character or block
-// device. It lives in the namespace only, as a symlink does; under a mount
-// whose UFS cannot have special files (an object store) it is EPERM.
+// device. It lives in the namespace only, as a symlink does, under every kind
+// of UFS: nothing of it is written to the UFS, a sync keeps it (an object of
+// its name in the UFS stays hidden behind it), and its rename or removal
+// makes no UFS call.
 func (n *nsServer) Mknod(ctx context.Context, req *pb.MknodRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}

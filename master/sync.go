@@ -127,6 +127,7 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 				switch {
 				case err != nil:
 					st.added++
+				case keptByLoad(a):
 				case a.Type != meta.FileType(c.Type):
 					st.updated++
 				case c.Type == metapb.FileType_REGULAR && !a.Pending && !sameFingerprint(a.UFS, c.Ufs):
@@ -208,6 +209,13 @@ func (s *Server) loadDir(ctx context.Context, m *meta.Mount, ino uint64, rel str
 		return st, ufsFail(m, listErr)
 	}
 	return st, flush(true)
+}
+
+// keptByLoad reports whether a load leaves entry a as it is whatever the UFS
+// lists under its name, as meta's LoadDir does: a pending file, a symlink, a
+// special file or a mount point. An object under such a name stays hidden.
+func keptByLoad(a *meta.Attr) bool {
+	return a.Pending || a.MountID != 0 || a.Type == meta.TypeSymlink || a.Type.Special()
 }
 
 func sameFingerprint(a meta.Fingerprint, b *metapb.Fingerprint) bool {

@@ -171,29 +171,15 @@ func (s *Server) renameSide(tx meta.Txn, op *metapb.Rename) (sideEffect, error) 
 	}, nil
 }
 
-// mknodSide refuses a special file under a mount whose UFS cannot have
-// them. Nothing of a special file goes to the UFS.
+// mknodSide plans no UFS call: a special file lives in the namespace only,
+// under every kind of UFS (an object store too), as a symlink does. A
+// read-only mount refuses it.
 func (s *Server) mknodSide(tx meta.Txn, op *metapb.Mknod) (sideEffect, error) {
 	m, _, err := under(tx, op.Parent)
 	if m == nil || err != nil {
 		return nil, err
 	}
-	if err := writable(m); err != nil {
-		return nil, err
-	}
-	if _, exists := childOf(tx, op.Parent, op.Name); exists {
-		return nil, nil
-	}
-	return func(ctx context.Context) error {
-		fsys, err := s.ufs.get(ctx, m)
-		if err != nil {
-			return err
-		}
-		if !fsys.Capabilities().SpecialFiles {
-			return fail(syscall.EPERM, "%s cannot hold special files (FIFOs, sockets, devices)", ufs.RedactURI(m.URI))
-		}
-		return nil
-	}, nil
+	return nil, writable(m)
 }
 
 // linkSide refuses hard links under a mount whose UFS has none, and makes the

@@ -221,11 +221,6 @@ type Capabilities struct {
 	AtomicRename bool
 	// HardLinks is true when the FileSystem implements Linker.
 	HardLinks bool
-	// SpecialFiles is true when the namespace may hold special files (FIFOs,
-	// sockets, devices) under a mount of this UFS. They live in the masters
-	// only, as symlinks do; object stores say false, and such a mount refuses
-	// them (EPERM), as it refuses hard links.
-	SpecialFiles bool
 	// RealDirectories is true when directories exist in their own right; false
 	// on object stores, where a directory is a marker object or a common prefix.
 	RealDirectories bool

@@ -1324,7 +1324,7 @@ func (x *SymlinkRequest) GetTarget() []byte {
 
 // MknodRequest creates a special file: type is FIFO, SOCKET, CHAR_DEVICE or
 // BLOCK_DEVICE, rdev the device of a device node. Special files live in the
-// namespace only; under a mount of an object store they are EPERM.
+// namespace only, under every kind of UFS: nothing of them is written to it.
 type MknodRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Request       *RequestID             `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`

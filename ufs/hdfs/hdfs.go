@@ -272,7 +272,6 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:       true,
 		HardLinks:          false,
-		SpecialFiles:       true,
 		RealDirectories:    true,
 		ServerSideCopy:     false,
 		MaxNameBytes:       ufs.MaxNameBytes,

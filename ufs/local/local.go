@@ -94,7 +94,6 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:    true,
 		HardLinks:       true,
-		SpecialFiles:    true,
 		RealDirectories: true,
 		ServerSideCopy:  false,
 		MaxObjectSize:   0,

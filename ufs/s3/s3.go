@@ -296,7 +296,6 @@ func (f *FS) Capabilities() ufs.Capabilities {
 	return ufs.Capabilities{
 		AtomicRename:    false,
 		HardLinks:       false,
-		SpecialFiles:    false,
 		RealDirectories: false,
 		ServerSideCopy:  true,
 		MaxObjectSize:   MaxObjectSize,
