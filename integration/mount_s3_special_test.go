@@ -3,8 +3,10 @@ package integration
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -101,6 +103,68 @@ func testSpecialFilesS3(t *testing.T, e *s3Env) {
 		}
 		return nil
 	})
+	h.umount()
+}
+
+// testLongPathsS3: a name whose key would be longer than S3's 1,024 bytes
+// is ENAMETOOLONG for every call that makes one, and nothing is made, in the
+// namespace or in the bucket.
+func testLongPathsS3(t *testing.T, e *s3Env) {
+	defer e.use(t)()
+	e.mount(t, "/long", "long")
+	h := newHost(t, e.c, "L", "/long", "")
+	h.start()
+	// Keys are "long/" + the path; a directory's marker ends in "/": paths
+	// of up to 1,018 bytes fit. (Names of 200 bytes: MinIO takes no
+	// directory name past 246.)
+	dir := h.path("")
+	rel := ""
+	for i := range 5 {
+		name := strings.Repeat(string(rune('a'+i)), 200)
+		dir, rel = filepath.Join(dir, name), rel+name+"/"
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatalf("mkdir at %d bytes: %v", len(rel)-1, err)
+		}
+	}
+	left := 1018 - len(rel) // 13
+	fits := filepath.Join(dir, strings.Repeat("f", left))
+	if err := os.WriteFile(fits, []byte("x"), 0o644); err != nil {
+		t.Fatalf("create at the limit: %v", err)
+	}
+	e.checkObject(t, "long/"+rel+strings.Repeat("f", left), []byte("x"))
+	long := filepath.Join(dir, strings.Repeat("g", left+1))
+	calls := []struct {
+		name string
+		do   func() error
+	}{
+		{"create", func() error {
+			f, err := os.OpenFile(long, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}},
+		{"mkdir", func() error { return os.Mkdir(long, 0o755) }},
+		{"symlink", func() error { return os.Symlink("target", long) }},
+		{"mkfifo", func() error { return unix.Mkfifo(long, 0o644) }},
+		{"rename", func() error { return os.Rename(fits, long) }},
+	}
+	for _, c := range calls {
+		if err := c.do(); !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("%s of a %d-byte path: %v, want ENAMETOOLONG", c.name, len(rel)+left+1, err)
+		}
+	}
+	names, err := listNames(dir)
+	if err != nil || len(names) != 1 || names[0] != strings.Repeat("f", left) {
+		t.Errorf("directory after refusals: %v %v", names, err)
+	}
+	var under []string
+	for k := range e.objects(e.bucket, "long/"+rel) {
+		under = append(under, k)
+	}
+	if len(under) != 2 { // the directory's marker and the file
+		t.Errorf("objects after refusals: %v", under)
+	}
 	h.umount()
 }
 

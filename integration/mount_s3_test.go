@@ -65,6 +65,7 @@ func TestMountS3(t *testing.T) {
 	t.Run("CacheBound", func(t *testing.T) { testCacheBound(t, e) })
 	t.Run("ReadPatterns", func(t *testing.T) { testReadPatterns(t, e) })
 	t.Run("SpecialFilesS3", func(t *testing.T) { testSpecialFilesS3(t, e) })
+	t.Run("LongPathsS3", func(t *testing.T) { testLongPathsS3(t, e) })
 	t.Run("CloseWithoutWriteS3", func(t *testing.T) { testCloseWithoutWriteS3(t, e) })
 	t.Run("FailoverUnderMountS3", func(t *testing.T) { testFailoverUnderMountS3(t, e) })
 }

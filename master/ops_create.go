@@ -44,32 +44,28 @@ func (n *nsServer) Mkdir(ctx context.Context, req *pb.MkdirRequest) (*pb.EntryRe
 }
 
 // Create creates an empty regular file. Under a mount the file is pending: the
-// mount daemon uploads it on close and then calls CompleteFile. Asked to, it
-// answers where the file lives.
+// mount daemon uploads it on close and then calls CompleteFile; a name whose
+// UFS path the UFS cannot take is ENAMETOOLONG at once. Asked to, it answers
+// where the file lives.
 func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
 	if err := n.s.preloadParent(ctx, ref); err != nil {
 		return n.s.entryResponse(meta.Result{}, err)
 	}
-	resp, err := n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+	resp, err := n.s.entryResponse(n.s.mutateUFS(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		op := &metapb.CreateFile{Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid}
-		m, _, err := under(tx, parent)
-		if err != nil {
-			return err
-		}
-		if m != nil {
-			if err := writable(m); err != nil {
-				return err
-			}
-			op.Persist = metapb.PersistState_PENDING
-		}
 		e.Op = &metapb.Entry_CreateFile{CreateFile: op}
-		return nil
+		m, _, err := under(tx, parent)
+		if m == nil || err != nil {
+			return nil, err
+		}
+		op.Persist = metapb.PersistState_PENDING
+		return n.s.createSide(tx, parent, name)
 	}))
 	if err == nil && req.WantLocation && resp.Errno == 0 && resp.Ino != 0 {
 		resp.Location = n.s.locationOf(resp.Ino)
@@ -92,25 +88,23 @@ func (s *Server) locationOf(ino uint64) *pb.LocateResponse {
 	return loc
 }
 
-// Symlink creates a symbolic link.
+// Symlink creates a symbolic link. It lives in the namespace only; under a
+// mount its name's UFS path must still fit the UFS (createSide).
 func (n *nsServer) Symlink(ctx context.Context, req *pb.SymlinkRequest) (*pb.EntryResponse, error) {
 	uid, gid := callerOf(req.Caller)
 	ref := entryRef{parent: req.Parent, name: req.Name, path: req.Path}
-	return n.s.entryResponse(n.s.mutate(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) error {
+	return n.s.entryResponse(n.s.mutateUFS(ctx, req.Request, func(tx meta.Txn, e *metapb.Entry) (sideEffect, error) {
 		if err := checkTarget(req.Target); err != nil {
-			return err
+			return nil, err
 		}
 		parent, name, err := locate(tx, ref, fail(syscall.EEXIST, "/ exists"))
 		if err != nil {
-			return err
-		}
-		if err := checkWritable(tx, parent); err != nil {
-			return err
+			return nil, err
 		}
 		e.Op = &metapb.Entry_Symlink{Symlink: &metapb.Symlink{
 			Parent: parent, Name: name, Target: req.Target, Uid: uid, Gid: gid,
 		}}
-		return nil
+		return n.s.createSide(tx, parent, name)
 	}))
 }
 

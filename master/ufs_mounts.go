@@ -81,6 +81,14 @@ func (t *ufsTable) get(ctx context.Context, m *meta.Mount) (ufs.FileSystem, erro
 	return fsys, nil
 }
 
+// opened returns the UFS of mount id if it is open already.
+func (t *ufsTable) opened(id uint64) (ufs.FileSystem, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fsys, ok := t.fss[id]
+	return fsys, ok
+}
+
 // drop closes the UFS of mount id, if it is open.
 func (t *ufsTable) drop(id uint64) {
 	t.mu.Lock()

@@ -18,6 +18,68 @@ import (
 // not), so that the state machine gives its answer without the UFS being
 // touched twice.
 
+// fitPath plans the check that p, the UFS path of a name to be made under
+// mount m, is no longer than m's UFS takes (Capabilities.MaxPathBytes; S3's
+// 1,024-byte keys): ENAMETOOLONG otherwise, before anything changes. Every
+// name under a mount is checked, those that live in the namespace only
+// (symlinks, special files) too, so that one rule holds for all. When m's
+// UFS is open it decides at once; otherwise it returns the check as a side
+// effect, which opens the UFS first.
+func (s *Server) fitPath(m *meta.Mount, p string) (sideEffect, error) {
+	if fsys, ok := s.ufs.opened(m.ID); ok {
+		return nil, pathFits(m, fsys, p)
+	}
+	return func(ctx context.Context) error {
+		fsys, err := s.ufs.get(ctx, m)
+		if err != nil {
+			return err
+		}
+		return pathFits(m, fsys, p)
+	}, nil
+}
+
+// pathFits fails with ENAMETOOLONG when p is longer than fsys takes.
+func pathFits(m *meta.Mount, fsys ufs.FileSystem, p string) error {
+	if max := fsys.Capabilities().MaxPathBytes; max > 0 && len(p) > max {
+		return fail(syscall.ENAMETOOLONG, "%s takes paths of at most %d bytes below its root; this one has %d",
+			ufs.RedactURI(m.URI), max, len(p))
+	}
+	return nil
+}
+
+// then runs a, then b unless a failed; either may be nil.
+func then(a, b sideEffect) sideEffect {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(ctx context.Context) error {
+		if err := a(ctx); err != nil {
+			return err
+		}
+		return b(ctx)
+	}
+}
+
+// createSide plans the checks of a name made under a mount without a UFS
+// call of its own (a pending file, a symlink, a special file): the mount is
+// writable and the name's UFS path fits.
+func (s *Server) createSide(tx meta.Txn, parent uint64, name []byte) (sideEffect, error) {
+	m, rel, err := under(tx, parent)
+	if m == nil || err != nil {
+		return nil, err
+	}
+	if err := writable(m); err != nil {
+		return nil, err
+	}
+	if _, exists := childOf(tx, parent, name); exists {
+		return nil, nil
+	}
+	return s.fitPath(m, ufs.Join(rel, string(name)))
+}
+
 // mkdirSide plans the UFS directory of a Mkdir and marks it persisted.
 func (s *Server) mkdirSide(tx meta.Txn, op *metapb.Mkdir) (sideEffect, error) {
 	m, rel, err := under(tx, op.Parent)
@@ -30,15 +92,19 @@ func (s *Server) mkdirSide(tx meta.Txn, op *metapb.Mkdir) (sideEffect, error) {
 	if _, exists := childOf(tx, op.Parent, op.Name); exists {
 		return nil, nil
 	}
-	op.Persist = metapb.PersistState_PERSISTED
 	p := ufs.Join(rel, string(op.Name))
-	return func(ctx context.Context) error {
+	fit, err := s.fitPath(m, p)
+	if err != nil {
+		return nil, err
+	}
+	op.Persist = metapb.PersistState_PERSISTED
+	return then(fit, func(ctx context.Context) error {
 		fsys, err := s.ufs.get(ctx, m)
 		if err != nil {
 			return err
 		}
 		return ufsFail(m, fsys.Mkdir(ctx, p))
-	}, nil
+	}), nil
 }
 
 // unlinkSide plans the deletion of a persisted file's UFS object. An object
@@ -146,12 +212,16 @@ func (s *Server) renameSide(tx meta.Txn, op *metapb.Rename) (sideEffect, error) 
 		return nil, nil
 	}
 	m := ms
+	fit, err := s.fitPath(m, to)
+	if err != nil {
+		return nil, err
+	}
 	if src.Type == meta.TypeSymlink || src.Type.Special() || src.Pending {
 		// Nothing of src is in the UFS; a persisted file it replaces goes.
 		if !exists || dst.Type != meta.TypeRegular || dst.Pending {
-			return nil, nil
+			return fit, nil
 		}
-		return func(ctx context.Context) error {
+		return then(fit, func(ctx context.Context) error {
 			fsys, err := s.ufs.get(ctx, m)
 			if err != nil {
 				return err
@@ -160,26 +230,22 @@ func (s *Server) renameSide(tx meta.Txn, op *metapb.Rename) (sideEffect, error) 
 				return ufsFail(m, err)
 			}
 			return nil
-		}, nil
+		}), nil
 	}
-	return func(ctx context.Context) error {
+	return then(fit, func(ctx context.Context) error {
 		fsys, err := s.ufs.get(ctx, m)
 		if err != nil {
 			return err
 		}
 		return ufsFail(m, fsys.Rename(ctx, from, to))
-	}, nil
+	}), nil
 }
 
 // mknodSide plans no UFS call: a special file lives in the namespace only,
-// under every kind of UFS (an object store too), as a symlink does. A
-// read-only mount refuses it.
+// under every kind of UFS (an object store too), as a symlink does. Its name
+// is checked as any other (createSide).
 func (s *Server) mknodSide(tx meta.Txn, op *metapb.Mknod) (sideEffect, error) {
-	m, _, err := under(tx, op.Parent)
-	if m == nil || err != nil {
-		return nil, err
-	}
-	return nil, writable(m)
+	return s.createSide(tx, op.Parent, op.Name)
 }
 
 // linkSide refuses hard links under a mount whose UFS has none, and makes the
@@ -203,13 +269,17 @@ func (s *Server) linkSide(tx meta.Txn, op *metapb.Link) (sideEffect, error) {
 		return nil, nil // EXDEV, or no UFS at all
 	}
 	a, err := meta.GetAttr(tx, op.Ino)
-	if err != nil || a.Type != meta.TypeRegular {
+	if err != nil || a.Type == meta.TypeDirectory {
 		return nil, nil
 	}
 	if _, exists := childOf(tx, op.NewParent, op.NewName); exists {
 		return nil, nil
 	}
 	m, to, pending := md, ufs.Join(drel, string(op.NewName)), a.Pending
+	if a.Type != meta.TypeRegular {
+		// A symlink or special file: a name in the namespace only.
+		return s.fitPath(m, to)
+	}
 	return func(ctx context.Context) error {
 		fsys, err := s.ufs.get(ctx, m)
 		if err != nil {
@@ -218,6 +288,9 @@ func (s *Server) linkSide(tx meta.Txn, op *metapb.Link) (sideEffect, error) {
 		l, ok := fsys.(ufs.Linker)
 		if !ok || !fsys.Capabilities().HardLinks || pending {
 			return fail(syscall.EPERM, "%s does not support hard links", ufs.RedactURI(m.URI))
+		}
+		if err := pathFits(m, fsys, to); err != nil {
+			return err
 		}
 		return ufsFail(m, l.Link(ctx, srel, to))
 	}, nil

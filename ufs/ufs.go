@@ -234,7 +234,9 @@ type Capabilities struct {
 	// ForbiddenNameChars lists the characters, beyond "/" and NUL, that a name
 	// may not hold in this UFS (":" on HDFS); such paths are ErrInvalidPath.
 	ForbiddenNameChars string
-	// MaxPathBytes is the longest full path (relative to the UFS's own root,
-	// including the mount prefix) the UFS accepts, 0 when unbounded.
+	// MaxPathBytes is the longest path relative to the FileSystem's root
+	// that the UFS accepts, for a file and for a directory alike, 0 when
+	// unbounded. On S3 it is what the 1,024-byte key leaves after the prefix
+	// and a directory marker's final "/".
 	MaxPathBytes int
 }

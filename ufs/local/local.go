@@ -98,7 +98,9 @@ func (f *FS) Capabilities() ufs.Capabilities {
 		ServerSideCopy:  false,
 		MaxObjectSize:   0,
 		MaxNameBytes:    ufs.MaxNameBytes,
-		MaxPathBytes:    4095 - len(f.dir),
+		// Paths are opened beneath the root one component at a time
+		// (os.Root): the length of the directory's own path does not count.
+		MaxPathBytes: 0,
 	}
 }
 

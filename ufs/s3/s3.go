@@ -300,7 +300,8 @@ func (f *FS) Capabilities() ufs.Capabilities {
 		ServerSideCopy:  true,
 		MaxObjectSize:   MaxObjectSize,
 		MaxNameBytes:    ufs.MaxNameBytes,
-		MaxPathBytes:    maxKeyBytes - len(f.prefix),
+		// A directory's marker key ends in one more byte, "/".
+		MaxPathBytes: maxKeyBytes - 1 - len(f.prefix),
 	}
 }
 

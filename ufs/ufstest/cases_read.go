@@ -277,6 +277,43 @@ func testCapabilities(t *testing.T, fsys ufs.FileSystem) {
 	}
 }
 
+// testMaxPathBytes: a directory and a file whose paths have exactly
+// Capabilities.MaxPathBytes bytes are made; a path one byte longer is
+// refused and leaves nothing.
+func testMaxPathBytes(t *testing.T, fsys ufs.FileSystem) {
+	max := fsys.Capabilities().MaxPathBytes
+	if max == 0 {
+		t.Skip("no limit on paths")
+	}
+	c := ctx(t)
+	dir := ""
+	for i := 0; max-len(dir)-1 > 250; i++ {
+		dir = ufs.Join(dir, strings.Repeat(string(rune('a'+i%26)), 200))
+		if err := fsys.Mkdir(c, dir); err != nil {
+			t.Fatalf("mkdir of %d bytes: %v", len(dir), err)
+		}
+	}
+	last := max - len(dir)
+	if dir != "" {
+		last--
+	}
+	if err := fsys.Mkdir(c, ufs.Join(dir, strings.Repeat("d", last))); err != nil {
+		t.Fatalf("mkdir of %d bytes, the limit: %v", max, err)
+	}
+	if _, err := fsys.Put(c, ufs.Join(dir, strings.Repeat("f", last)), bytes.NewReader([]byte("x")), 1); err != nil {
+		t.Fatalf("put of %d bytes, the limit: %v", max, err)
+	}
+	if err := fsys.Mkdir(c, ufs.Join(dir, strings.Repeat("e", last+1))); err == nil {
+		t.Fatalf("mkdir of %d bytes, past the limit: no error", max+1)
+	}
+	if _, err := fsys.Put(c, ufs.Join(dir, strings.Repeat("g", last+1)), bytes.NewReader([]byte("x")), 1); err == nil {
+		t.Fatalf("put of %d bytes, past the limit: no error", max+1)
+	}
+	if got := names(ListAll(t, fsys, dir, 0)); len(got) != 2 {
+		t.Fatalf("%s after refusals: %v", dir, got)
+	}
+}
+
 // readAllCtx reads a whole file with an explicit context, for cancellation tests.
 func readAllCtx(c context.Context, fsys ufs.FileSystem, p string) ([]byte, error) {
 	r, err := fsys.Open(c, p, 0, -1)

@@ -54,6 +54,7 @@ func Run(t *testing.T, newFS func(t *testing.T) ufs.FileSystem) {
 		{"Names", testNames},
 		{"BadPaths", testBadPaths},
 		{"Capabilities", testCapabilities},
+		{"MaxPathBytes", testMaxPathBytes},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
