@@ -126,6 +126,8 @@ func ufsErrno(err error) syscall.Errno {
 		return syscall.ENOTDIR
 	case errors.Is(err, ufs.ErrIsDir):
 		return syscall.EISDIR
+	case errors.Is(err, ufs.ErrNameTooLong):
+		return syscall.ENAMETOOLONG
 	case errors.Is(err, ufs.ErrInvalidPath), errors.Is(err, ufs.ErrInvalid):
 		return syscall.EINVAL
 	case errors.Is(err, ufs.ErrUnsupported):

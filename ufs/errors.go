@@ -28,6 +28,10 @@ var (
 	// ErrInvalidPath: the path breaks the rules of Clean (leading slash, "..",
 	// NUL, empty element, name too long, not UTF-8, ...).
 	ErrInvalidPath = errors.New("invalid path")
+	// ErrNameTooLong: a path is longer than the UFS takes
+	// (Capabilities.MaxPathBytes), or a directory rename would make one so.
+	// Backends wrap it together with ErrInvalidPath.
+	ErrNameTooLong = errors.New("path too long")
 	// ErrUnsupported: the backend cannot do this operation.
 	ErrUnsupported = errors.ErrUnsupported
 	// ErrUnavailable: the UFS cannot be reached (connection refused, DNS,

@@ -286,10 +286,29 @@ func (f *FS) Rename(ctx context.Context, src, dst string) error {
 		}
 		return f.deleteKey(ctx, "rename", src, f.Key(src))
 	}
+	if len(dst) > len(src) {
+		if err := f.checkMovedKeys(ctx, f.dirKey(src), f.dirKey(dst)); err != nil {
+			return f.fail("rename", src, err)
+		}
+	}
 	if err := f.renameDir(ctx, f.dirKey(src), f.dirKey(dst)); err != nil {
 		return f.fail("rename", src, err)
 	}
 	return nil
+}
+
+// checkMovedKeys fails with ErrNameTooLong, before anything is copied, when
+// a key under srcDK would be longer under dstDK than checkPaths takes.
+func (f *FS) checkMovedKeys(ctx context.Context, srcDK, dstDK string) error {
+	return f.walk(ctx, srcDK, func(objs []types.Object) error {
+		for _, o := range objs {
+			key := dstDK + strings.TrimPrefix(aws.ToString(o.Key), srcDK)
+			if n := len(strings.TrimSuffix(key, "/")); n+1 > maxKeyBytes {
+				return fmt.Errorf("%w: %w: a key below would have %d bytes, more than %d", ufs.ErrInvalidPath, ufs.ErrNameTooLong, n, maxKeyBytes-1)
+			}
+		}
+		return nil
+	})
 }
 
 // checkEmpty returns ErrNotEmpty if the directory p has any child.

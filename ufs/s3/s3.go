@@ -326,7 +326,7 @@ func (f *FS) checkPaths(ctx context.Context, op string, paths ...string) error {
 			return &ufs.Error{FS: f.name, Op: op, Err: err}
 		}
 		if len(f.Key(p))+1 > maxKeyBytes {
-			return &ufs.Error{FS: f.name, Op: op, Path: p, Err: fmt.Errorf("%w: key longer than %d bytes", ufs.ErrInvalidPath, maxKeyBytes)}
+			return &ufs.Error{FS: f.name, Op: op, Path: p, Err: fmt.Errorf("%w: %w: key longer than %d bytes", ufs.ErrInvalidPath, ufs.ErrNameTooLong, maxKeyBytes)}
 		}
 	}
 	if err := ctx.Err(); err != nil {

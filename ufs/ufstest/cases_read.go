@@ -279,7 +279,8 @@ func testCapabilities(t *testing.T, fsys ufs.FileSystem) {
 
 // testMaxPathBytes: a directory and a file whose paths have exactly
 // Capabilities.MaxPathBytes bytes are made; a path one byte longer is
-// refused and leaves nothing.
+// refused (ErrNameTooLong) and leaves nothing, and so is the rename of a
+// directory that would make a path below it one byte longer.
 func testMaxPathBytes(t *testing.T, fsys ufs.FileSystem) {
 	max := fsys.Capabilities().MaxPathBytes
 	if max == 0 {
@@ -303,11 +304,20 @@ func testMaxPathBytes(t *testing.T, fsys ufs.FileSystem) {
 	if _, err := fsys.Put(c, ufs.Join(dir, strings.Repeat("f", last)), bytes.NewReader([]byte("x")), 1); err != nil {
 		t.Fatalf("put of %d bytes, the limit: %v", max, err)
 	}
-	if err := fsys.Mkdir(c, ufs.Join(dir, strings.Repeat("e", last+1))); err == nil {
-		t.Fatalf("mkdir of %d bytes, past the limit: no error", max+1)
+	if err := fsys.Mkdir(c, ufs.Join(dir, strings.Repeat("e", last+1))); !errors.Is(err, ufs.ErrNameTooLong) {
+		t.Fatalf("mkdir of %d bytes, past the limit: %v, want ErrNameTooLong", max+1, err)
 	}
-	if _, err := fsys.Put(c, ufs.Join(dir, strings.Repeat("g", last+1)), bytes.NewReader([]byte("x")), 1); err == nil {
-		t.Fatalf("put of %d bytes, past the limit: no error", max+1)
+	if _, err := fsys.Put(c, ufs.Join(dir, strings.Repeat("g", last+1)), bytes.NewReader([]byte("x")), 1); !errors.Is(err, ufs.ErrNameTooLong) {
+		t.Fatalf("put of %d bytes, past the limit: %v, want ErrNameTooLong", max+1, err)
+	}
+	if dir != "" {
+		top, _, _ := strings.Cut(dir, "/")
+		if err := fsys.Rename(c, top, top+"x"); !errors.Is(err, ufs.ErrNameTooLong) {
+			t.Fatalf("rename of %s making a path below it %d bytes: %v, want ErrNameTooLong", top, max+1, err)
+		}
+		if _, err := fsys.Stat(c, top+"x"); !errors.Is(err, ufs.ErrNotExist) {
+			t.Fatalf("%sx after a refused rename: %v", top, err)
+		}
 	}
 	if got := names(ListAll(t, fsys, dir, 0)); len(got) != 2 {
 		t.Fatalf("%s after refusals: %v", dir, got)
