@@ -2,6 +2,9 @@ package master
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -294,5 +297,81 @@ func TestRecallUnanswered(t *testing.T) {
 	}
 	if err := e.j.store.View(meta.Check); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFlushUFSSide flushes operations under a local UFS mount: their UFS
+// side is done on the leader, in order, on the state the operations before
+// them leave, and a failing one ends the flush there.
+func TestFlushUFSSide(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	dir := e.mount(t, "/w", false, "old.txt")
+	if got := e.list(t, "/w"); len(got) != 1 {
+		t.Fatalf("listing %v", got)
+	}
+	rs, err := e.ns.ResolvePath(ctx, &pb.ResolvePathRequest{Path: "/w"})
+	mustOK(t, "resolve", rs.GetErrno(), rs.GetMessage(), err)
+	w := rs.Attr.Ino
+	first := e.openHolder(t, 5, time.Minute, w, 10)
+
+	// The holder wrote the object of "new" before flushing its completion.
+	if err := os.WriteFile(filepath.Join(dir, "new"), []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.ns.Flush(asHolder(ctx, 5), &pb.FlushRequest{Holder: 5, Ops: []*pb.FlushOp{
+		{Ino: first, Op: &pb.FlushOp_Mkdir{Mkdir: &pb.MkdirRequest{Request: e.req(), Parent: w, Name: []byte("sub"), Mode: 0o755}}},
+		e.createOp(w, "new", first+1), e.completeOp(first+1, 3),
+		{Op: &pb.FlushOp_Rename{Rename: &pb.RenameRequest{Request: e.req(), OldParent: w, OldName: []byte("new"), NewParent: w, NewName: []byte("renamed")}}},
+		{Op: &pb.FlushOp_Unlink{Unlink: &pb.UnlinkRequest{Request: e.req(), Parent: w, Name: []byte("old.txt")}}},
+		e.createOp(w, "pending", first+2), // never closed: no object, pending
+		{Op: &pb.FlushOp_Unlink{Unlink: &pb.UnlinkRequest{Request: e.req(), Parent: w, Name: []byte("pending")}}},
+	}})
+	mustOK(t, "flush", f.GetErrno(), f.GetMessage(), err)
+	for i, r := range f.Results {
+		if r.Errno != 0 {
+			t.Fatalf("op %d: %v (%s)", i, syscall.Errno(r.Errno), r.Message)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "sub")); err != nil || !fi.IsDir() {
+		t.Fatalf("mkdir left no UFS directory: %v", err)
+	}
+	if exists(filepath.Join(dir, "new")) || !exists(filepath.Join(dir, "renamed")) || exists(filepath.Join(dir, "old.txt")) {
+		t.Fatalf("UFS after the flush: new %v renamed %v old.txt %v", exists(filepath.Join(dir, "new")),
+			exists(filepath.Join(dir, "renamed")), exists(filepath.Join(dir, "old.txt")))
+	}
+	names := func() string {
+		t.Helper()
+		r, err := e.ns.ReadDir(asHolder(ctx, 5), &pb.ReadDirRequest{Ino: w}) // the holder's: no recall
+		mustOK(t, "readdir", r.GetErrno(), r.GetMessage(), err)
+		var out []string
+		for _, d := range r.Entries {
+			out = append(out, string(d.Name))
+		}
+		return fmt.Sprint(out)
+	}
+	if got := names(); got != "[renamed sub]" {
+		t.Fatalf("listing after the flush: %s", got)
+	}
+
+	// A UFS side that fails ends the flush: what came before is journaled,
+	// what came after is not.
+	if err := os.WriteFile(filepath.Join(dir, "sub2"), []byte("a file where the directory goes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err = e.ns.Flush(asHolder(ctx, 5), &pb.FlushRequest{Holder: 5, Ops: []*pb.FlushOp{
+		e.createOp(w, "a", first+3),
+		{Ino: first + 4, Op: &pb.FlushOp_Mkdir{Mkdir: &pb.MkdirRequest{Request: e.req(), Parent: w, Name: []byte("sub2"), Mode: 0o755}}},
+		e.createOp(w, "b", first+5),
+	}})
+	mustOK(t, "flush", f.GetErrno(), f.GetMessage(), err)
+	if f.Results[0].Errno != 0 || f.Results[1].Errno == 0 || f.Results[1].Message == "" || syscall.Errno(f.Results[2].Errno) != syscall.ECANCELED {
+		t.Fatalf("outcomes %v", f.Results)
+	}
+	if got := names(); got != "[a renamed sub]" {
+		t.Fatalf("listing after the failed flush: %s", got)
+	}
+	if n, _, _ := e.srv.RecallStats(); n != 0 {
+		t.Fatalf("%d recalls for the holder's own listings", n)
 	}
 }
