@@ -60,12 +60,12 @@ func (n *nsServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.Entry
 		}
 		op := &metapb.CreateFile{Parent: parent, Name: name, Mode: req.Mode & 0o7777, Uid: uid, Gid: gid}
 		e.Op = &metapb.Entry_CreateFile{CreateFile: op}
-		m, _, err := under(tx, parent)
+		m, rel, err := under(tx, parent)
 		if m == nil || err != nil {
 			return nil, err
 		}
 		op.Persist = metapb.PersistState_PENDING
-		return n.s.createSide(tx, parent, name)
+		return n.s.createSideIn(tx, m, rel, parent, name)
 	}))
 	if err == nil && req.WantLocation && resp.Errno == 0 && resp.Ino != 0 {
 		resp.Location = n.s.locationOf(resp.Ino)

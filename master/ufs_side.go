@@ -71,13 +71,24 @@ func (s *Server) createSide(tx meta.Txn, parent uint64, name []byte) (sideEffect
 	if m == nil || err != nil {
 		return nil, err
 	}
+	return s.createSideIn(tx, m, rel, parent, name)
+}
+
+// createSideIn is createSide for a parent whose mount m and UFS path rel the
+// caller found. The name is looked up only when its path does not fit, so
+// that an existing name is EEXIST rather than ENAMETOOLONG.
+func (s *Server) createSideIn(tx meta.Txn, m *meta.Mount, rel string, parent uint64, name []byte) (sideEffect, error) {
 	if err := writable(m); err != nil {
 		return nil, err
+	}
+	side, err := s.fitPath(m, ufs.Join(rel, string(name)))
+	if err == nil && side == nil {
+		return nil, nil
 	}
 	if _, exists := childOf(tx, parent, name); exists {
 		return nil, nil
 	}
-	return s.fitPath(m, ufs.Join(rel, string(name)))
+	return side, err
 }
 
 // mkdirSide plans the UFS directory of a Mkdir and marks it persisted.
